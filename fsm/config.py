@@ -1,0 +1,144 @@
+"""``PoolConfig``: every setting of a pool, validated when it is made.
+
+The duration settings are the ones the lifecycle specs name as their
+timeouts (``fsm.lifecycles``); ``PoolConfig.duration(name)`` resolves such a
+name. Every duration must be finite and positive: a state whose deadline is
+infinite would be a state with no way out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from fsm.errors import ConfigError
+
+START_METHODS = ("fork", "forkserver", "spawn")
+
+#: Settings whose value the core computes instead of reading it from the config.
+DYNAMIC_SETTINGS = frozenset({"backoff_delay", "job_timeout"})
+
+
+def _default_start_method() -> str:
+    # forkserver is the safe default on Linux: the parent may run threads
+    # (aiohttp, logging handlers) that fork would copy in a locked state.
+    return "forkserver"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The settings of a pool. See README's settings table for each default's reason."""
+
+    # --- size -------------------------------------------------------------
+    num_idle: int = 2
+    max_children: int = 4
+    # --- what a child runs before it is ready ------------------------------
+    initializer: Callable[..., Any] | None = None
+    initargs: tuple[Any, ...] = ()
+    start_method: str = field(default_factory=_default_start_method)
+    # --- child lifecycle deadlines (seconds) -------------------------------
+    spawn_timeout: float = 10.0
+    initialize_timeout: float = 10.0
+    ping_interval: float = 2.5
+    ping_timeout: float = 10.0
+    close_timeout: float = 5.0
+    kill_timeout: float = 5.0
+    # --- job lifecycle deadlines (seconds) ---------------------------------
+    queue_timeout: float = 30.0
+    ack_timeout: float = 5.0
+    job_timeout: float = 300.0
+    # --- pool lifecycle deadlines (seconds) --------------------------------
+    start_timeout: float = 30.0
+    drain_timeout: float = 60.0
+    # --- restart intensity (Erlang/OTP style) -------------------------------
+    max_restarts: int = 5
+    restart_window: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    # --- recycling and memory ------------------------------------------------
+    max_jobs_per_child: int | None = None
+    memory_warn_mb: float | None = None
+    memory_limit_mb: float | None = None
+    # --- IPC -------------------------------------------------------------------
+    max_message_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.type == "float":
+                self._check_duration(f.name, getattr(self, f.name))
+        self._check_count("num_idle", self.num_idle, minimum=0)
+        self._check_count("max_children", self.max_children, minimum=1)
+        self._check_count("max_restarts", self.max_restarts, minimum=0)
+        self._check_count("max_message_bytes", self.max_message_bytes, minimum=1024)
+        if self.max_jobs_per_child is not None:
+            self._check_count("max_jobs_per_child", self.max_jobs_per_child, minimum=1)
+        for name in ("memory_warn_mb", "memory_limit_mb"):
+            value = getattr(self, name)
+            if value is not None:
+                self._check_duration(name, value, what="a finite number of megabytes > 0")
+        if self.num_idle > self.max_children:
+            raise ConfigError(
+                f"PoolConfig.num_idle={self.num_idle} exceeds max_children="
+                f"{self.max_children}: raise max_children or lower num_idle"
+            )
+        if self.ping_timeout <= self.ping_interval:
+            raise ConfigError(
+                f"PoolConfig.ping_timeout={self.ping_timeout!r} must exceed ping_interval="
+                f"{self.ping_interval!r}, or every healthy child would be killed"
+            )
+        if self.backoff_max < self.backoff_initial:
+            raise ConfigError(
+                f"PoolConfig.backoff_max={self.backoff_max!r} is below backoff_initial="
+                f"{self.backoff_initial!r}"
+            )
+        if (
+            self.memory_warn_mb is not None
+            and self.memory_limit_mb is not None
+            and self.memory_warn_mb > self.memory_limit_mb
+        ):
+            raise ConfigError(
+                f"PoolConfig.memory_warn_mb={self.memory_warn_mb!r} exceeds memory_limit_mb="
+                f"{self.memory_limit_mb!r}"
+            )
+        if self.start_method not in START_METHODS:
+            raise ConfigError(
+                f"PoolConfig.start_method={self.start_method!r} is not one of "
+                f"{', '.join(START_METHODS)}"
+            )
+        if self.initializer is not None and not callable(self.initializer):
+            raise ConfigError(
+                f"PoolConfig.initializer={self.initializer!r} is not callable"
+            )
+        if not isinstance(self.initargs, tuple):
+            raise ConfigError(f"PoolConfig.initargs={self.initargs!r} must be a tuple")
+
+    @staticmethod
+    def _check_duration(name: str, value: object, what: str = "a finite number > 0") -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ConfigError(f"PoolConfig.{name} must be {what}, got {value!r}")
+
+    @staticmethod
+    def _check_count(name: str, value: object, *, minimum: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"PoolConfig.{name} must be an integer >= {minimum}, got {value!r}")
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """The bound on closing: a graceful stop, then a kill, then the kill's own timeout."""
+        return self.close_timeout + self.kill_timeout
+
+    def duration(self, setting: str) -> float:
+        """The value of a duration setting named by a lifecycle spec."""
+        if setting in DYNAMIC_SETTINGS:
+            raise ConfigError(f"setting {setting!r} is computed by the core, not configured")
+        value = getattr(self, setting, None)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"PoolConfig has no duration setting {setting!r}")
+        return float(value)

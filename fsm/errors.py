@@ -1,0 +1,92 @@
+"""Every error wayout raises, under one base class.
+
+They live in the sans-I/O core because the core is what decides them: a job's
+outcome (``NoCapacity``, ``JobTimeout``, ``ChildDied``...) is chosen by
+``fsm.core`` and only delivered by ``runtime``, which re-exports this module as
+``runtime.errors``. Each message says what happened, to which child or job, and
+what the user can do about it.
+"""
+
+from __future__ import annotations
+
+
+class WayoutError(Exception):
+    """Base class of every error raised by wayout."""
+
+
+# --- definition errors: raised while building specs, configs and machines ---
+
+
+class SpecError(WayoutError):
+    """A lifecycle spec breaks a rule; it is refused when it is built."""
+
+
+class ConfigError(WayoutError, ValueError):
+    """A setting has a value the supervisor cannot honour."""
+
+
+class InvalidTransition(WayoutError):
+    """An event arrived that the object's lifecycle does not allow in its state.
+
+    This is never silently ignored: it means the caller (or a child process)
+    broke the protocol, and the state machines would otherwise drift from the
+    truth.
+    """
+
+    def __init__(self, kind: str, ident: object, state: str, event: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.state = state
+        self.event = event
+        super().__init__(
+            f"{kind} {ident}: event {event!r} is not allowed in state {state!r}"
+        )
+
+
+# --- job outcomes: how a job that did not return a value ended ---
+
+
+class JobError(WayoutError):
+    """A job did not produce a value. ``job_id`` names it when known."""
+
+    def __init__(self, message: str, *, job_id: int | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
+class NoCapacity(JobError):
+    """No ready child could take the job before its queue deadline."""
+
+
+class JobTimeout(JobError):
+    """The job ran past its own timeout and was cancelled (its child killed if needed)."""
+
+
+class JobCancelled(JobError):
+    """The job was cancelled by its caller."""
+
+
+class ChildDied(JobError):
+    """The child running the job died (or was killed) after it had started the job."""
+
+
+class JobFailed(JobError):
+    """The job's function raised in the child; the remote error is attached as text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: int | None = None,
+        remote_type: str = "",
+        remote_message: str = "",
+        remote_traceback: str = "",
+    ) -> None:
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        super().__init__(message, job_id=job_id)
+
+
+class PoolClosed(JobError):
+    """The pool is draining or closed: the job was refused or could not finish."""

@@ -1,0 +1,264 @@
+"""What the supervisor core consumes (events) and produces (commands).
+
+Events describe what happened: a message from a child, a process exit, a
+call from the user, or time passing. Each carries ``now``, the monotonic time
+at which the runtime observed it. Commands describe what the runtime must do;
+the core never does it itself. Both are frozen dataclasses, so a script of
+events is a test and a list of commands is an assertion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fsm import errors
+
+# ----------------------------------------------------------------------------
+# Events
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    now: float
+
+
+# --- from the user ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submit(Event):
+    """A job is submitted. ``timeout`` overrides ``PoolConfig.job_timeout`` for it."""
+
+    job: int
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Cancel(Event):
+    job: int
+
+
+@dataclass(frozen=True)
+class Drain(Event):
+    """Stop accepting jobs, let accepted jobs finish within drain_timeout, then close."""
+
+
+@dataclass(frozen=True)
+class Close(Event):
+    """Stop now: settle every job, stop then kill every child."""
+
+
+# --- from the runtime's process handling -----------------------------------
+
+
+@dataclass(frozen=True)
+class Spawned(Event):
+    """The process of ``child`` exists (answer to ``SpawnChild``)."""
+
+    child: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class ChildExited(Event):
+    """The process of ``child`` was reaped, or could not be started (``code`` None)."""
+
+    child: int
+    code: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadlineReached(Event):
+    """Time passed: every deadline at or before ``now`` fires."""
+
+
+@dataclass(frozen=True)
+class MemorySample(Event):
+    """The memory of ``child`` (PSS, else RSS), answering ``SampleMemory``."""
+
+    child: int
+    mb: float
+
+
+# --- from a child, over its control socket ----------------------------------
+
+
+@dataclass(frozen=True)
+class Hello(Event):
+    child: int
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    child: int
+
+
+@dataclass(frozen=True)
+class InitError(Event):
+    child: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class JobAck(Event):
+    """The child received ``job`` and is about to call user code."""
+
+    child: int
+    job: int
+
+
+@dataclass(frozen=True)
+class JobDone(Event):
+    """The job returned; ``result`` is opaque to the core (the runtime's payload)."""
+
+    child: int
+    job: int
+    result: Any = None
+
+
+@dataclass(frozen=True)
+class JobError(Event):
+    """The job raised in the child."""
+
+    child: int
+    job: int
+    error_type: str = ""
+    message: str = ""
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class CancelAck(Event):
+    """The child cancelled ``job`` as asked."""
+
+    child: int
+    job: int
+
+
+@dataclass(frozen=True)
+class Pong(Event):
+    child: int
+
+
+@dataclass(frozen=True)
+class BadMessage(Event):
+    """The child broke the protocol (malformed, oversized or unexpected message)."""
+
+    child: int
+    reason: str
+
+
+# ----------------------------------------------------------------------------
+# Commands
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    pass
+
+
+@dataclass(frozen=True)
+class SpawnChild(Command):
+    """Start a process for ``child``; answer with Spawned, or ChildExited(code=None)."""
+
+    child: int
+
+
+@dataclass(frozen=True)
+class SendInit(Command):
+    """Tell ``child`` to run the initializer."""
+
+    child: int
+
+
+@dataclass(frozen=True)
+class SendJob(Command):
+    child: int
+    job: int
+
+
+@dataclass(frozen=True)
+class SendPing(Command):
+    child: int
+
+
+@dataclass(frozen=True)
+class SendCancel(Command):
+    """Cancel ``job`` in ``child``; the child then exits (it is being stopped)."""
+
+    child: int
+    job: int
+
+
+@dataclass(frozen=True)
+class SendStop(Command):
+    """Ask ``child`` to exit gracefully."""
+
+    child: int
+
+
+@dataclass(frozen=True)
+class Kill(Command):
+    """SIGKILL the process of ``child``; its reap is bounded by kill_timeout."""
+
+    child: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SampleMemory(Command):
+    """Measure these children's memory and answer with one MemorySample each."""
+
+    children: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended. ``state`` is its final state in the job lifecycle."""
+
+    state: str
+    value: Any = None
+    error: type[errors.JobError] | None = None
+    message: str = ""
+    remote_type: str = ""
+    remote_message: str = ""
+    remote_traceback: str = ""
+
+
+@dataclass(frozen=True)
+class SettleJob(Command):
+    """Deliver ``outcome`` to whoever waits for ``job``. Exactly once per job."""
+
+    job: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class ReportAvailability(Command):
+    """Whether a job submitted now would be dispatched without waiting on a failing spawn."""
+
+    available: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Log(Command):
+    level: str  # "debug" | "info" | "warning" | "error"
+    message: str
+    child: int | None = None
+    job: int | None = None
+
+
+@dataclass(frozen=True)
+class Transitioned(Command):
+    """A record of one state change, for traces, metrics and conformance checks."""
+
+    kind: str  # "child" | "job" | "pool"
+    ident: int
+    source: str
+    event: str
+    dest: str
+    now: float
