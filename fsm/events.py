@@ -28,6 +28,11 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Start(Event):
+    """The pool starts: the first event a core receives."""
+
+
+@dataclass(frozen=True)
 class Submit(Event):
     """A job is submitted. ``timeout`` overrides ``PoolConfig.job_timeout`` for it."""
 

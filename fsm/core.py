@@ -1,0 +1,907 @@
+"""The supervisor core: every decision of a pool, as one pure object.
+
+``SupervisorCore.handle(event)`` takes what happened (a child's message, a
+process exit, a user call, time passing) and returns what to do (spawn, send,
+kill, settle a job). It performs no I/O and keeps no timer: it records
+deadlines as data and ``next_deadline()`` tells the runtime when to wake it.
+The runtime (``runtime/``) executes the commands on real processes; the model
+checker (``models/``) executes the very same object against every
+interleaving the world could produce. That is why nothing here may depend on
+anything but the events it is given.
+
+Every child, job and the pool is a model of the shared ``transitions`` machine
+of its lifecycle (``fsm.lifecycles``): each state change is a trigger, and
+entering any non-final state arms that state's deadline. The rules that the
+lifecycles cannot express (which child gets which job, how many children to
+keep warm, when to back off, whether the pool is available) live in
+``_reconcile``, which runs after every event so that no event can leave the
+pool short of its target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, cast
+
+from fsm import errors
+from fsm import events as ev
+from fsm.config import PoolConfig
+from fsm.errors import ConfigError, WayoutError
+from fsm.lifecycles import CHILD, JOB, POOL
+from fsm.machine import Lifecycle, lifecycle
+
+_CHILD: Lifecycle = lifecycle(CHILD)
+_JOB: Lifecycle = lifecycle(JOB)
+_POOL: Lifecycle = lifecycle(POOL)
+
+# Child states in which the supervisor may still decide to kill the process.
+_KILLABLE = frozenset({"spawned", "warming", "ready", "busy", "stopping"})
+# Child states that supply a future idle child (not yet claimed by a job).
+_SUPPLY = frozenset({"spawned", "warming", "ready"})
+_WARMING = frozenset({"spawned", "warming"})
+# Pool states that accept and run jobs.
+_ACCEPTING = frozenset({"starting", "running", "backing_off"})
+# Pool states that keep num_idle children warm.
+_KEEPS_WARM = frozenset({"starting", "running"})
+
+
+@dataclass(slots=True)
+class ChildRecord:
+    """One child process as the core knows it."""
+
+    kind: ClassVar[str] = "child"
+    ident: int
+    state: str = CHILD.initial
+    deadline: float | None = None
+    pid: int | None = None
+    job: int | None = None
+    jobs_done: int = 0
+    # Why the child is ending, once the supervisor knows or decided it.
+    reason: str = ""
+    # Its end was counted as a failure, or excused because we asked for it;
+    # an exit that is neither is an unexpected death and counts as a failure.
+    settled: bool = False
+    mem_warned: bool = False
+
+    def key(self, now: float, canonical: bool, recycle_at: int | None) -> tuple[Hashable, ...]:
+        jobs_done = self.jobs_done
+        if canonical:
+            # Only "has it reached max_jobs_per_child" matters to the future.
+            jobs_done = 0 if recycle_at is None else min(jobs_done, recycle_at)
+        return (
+            self.state,
+            _rel(self.deadline, now),
+            (self.pid is not None) if canonical else self.pid,
+            self.job,
+            jobs_done,
+            self.reason,
+            self.settled,
+            self.mem_warned,
+        )
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """One non-final job. Final jobs are settled and forgotten."""
+
+    kind: ClassVar[str] = "job"
+    ident: int
+    timeout: float
+    submitted: float
+    state: str = JOB.initial
+    deadline: float | None = None
+    child: int | None = None
+    # "cancel" or "timeout" once the job is being cancelled: says which error it gets.
+    cause: str = ""
+
+
+@dataclass(slots=True)
+class PoolRecord:
+    kind: ClassVar[str] = "pool"
+    ident: int = 0
+    state: str = POOL.initial
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class CoreStatus:
+    """A summary of the pool, for users, metrics and the checker."""
+
+    pool_state: str
+    children: Mapping[str, int]
+    jobs: Mapping[str, int]
+    queued: int
+    available: bool
+    reason: str
+    warm_target: int
+    restart_budget: int
+    backoff_level: int
+    next_deadline: float | None
+
+
+def _rel(t: float | None, now: float) -> float | None:
+    return None if t is None else t - now
+
+
+def _abs(t: float | None, now: float) -> float | None:
+    return None if t is None else t + now
+
+
+@dataclass
+class SupervisorCore:
+    """All decisions of one pool. Feed it events, perform the commands it returns."""
+
+    config: PoolConfig
+    now: float = 0.0
+    pool: PoolRecord = field(default_factory=PoolRecord)
+    children: dict[int, ChildRecord] = field(default_factory=dict)
+    jobs: dict[int, JobRecord] = field(default_factory=dict)
+    # Queued job ids, in the order they will be dispatched.
+    queue: list[int] = field(default_factory=list)
+    next_child: int = 0
+    # Times of recent failures (within restart_window), for restart intensity.
+    failures: list[float] = field(default_factory=list)
+    # Failures since a child last became ready: while > 0, spawning is not
+    # known to work, so a new job could not count on it (availability).
+    consecutive_failures: int = 0
+    last_failure: str = ""
+    backoff_level: int = 0
+    heartbeat_at: float | None = None
+    reported: bool | None = None
+    _out: list[ev.Command] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.pool.deadline is None and self.pool.state == POOL.initial:
+            self._arm(self.pool)
+
+    # ------------------------------------------------------------------
+    # The one entry point
+    # ------------------------------------------------------------------
+
+    def handle(self, event: ev.Event) -> list[ev.Command]:
+        """Apply ``event`` and return the commands the runtime must perform, in order."""
+        if event.now > self.now:
+            self.now = event.now
+        out: list[ev.Command] = []
+        self._out = out
+        method = _HANDLERS.get(type(event))
+        if method is None:
+            raise WayoutError(f"the supervisor core does not know the event {event!r}")
+        method(self, event)
+        self._reconcile()
+        self._out = []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest armed deadline: the runtime wakes the core then, at the latest."""
+        best = self.pool.deadline
+        for child in self.children.values():
+            d = child.deadline
+            if d is not None and (best is None or d < best):
+                best = d
+        for job in self.jobs.values():
+            d = job.deadline
+            if d is not None and (best is None or d < best):
+                best = d
+        hb = self.heartbeat_at
+        if hb is not None and (best is None or hb < best):
+            best = hb
+        return best
+
+    @property
+    def pool_state(self) -> str:
+        return self.pool.state
+
+    @property
+    def available(self) -> bool:
+        return self._availability()[0]
+
+    # ------------------------------------------------------------------
+    # Events from the user
+    # ------------------------------------------------------------------
+
+    def _on_start(self, e: ev.Start) -> None:
+        self.heartbeat_at = self.now + self.config.ping_interval
+
+    def _on_submit(self, e: ev.Submit) -> None:
+        if e.job in self.jobs:
+            raise WayoutError(f"job {e.job} was submitted twice: job ids must be unique")
+        timeout = self.config.job_timeout if e.timeout is None else e.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
+            math.isfinite(timeout) and timeout > 0
+        ):
+            raise ConfigError(f"job {e.job}: timeout must be a finite number > 0, got {timeout!r}")
+        if self.pool.state not in _ACCEPTING:
+            self._settle(
+                e.job, "failed", errors.PoolClosed,
+                f"job {e.job} refused: the pool is {self.pool.state}; submit it to another worker",
+            )
+            return
+        job = JobRecord(ident=e.job, timeout=float(timeout), submitted=self.now)
+        self.jobs[e.job] = job
+        self._created(job, "submit")
+        self.queue.append(e.job)
+
+    def _on_cancel(self, e: ev.Cancel) -> None:
+        job = self.jobs.get(e.job)
+        if job is None or job.state == "cancelling":
+            return  # already final or already being cancelled: cancel is idempotent
+        if job.state == "queued":
+            self.queue.remove(job.ident)
+            self._fire(job, "cancel")
+            self._settle(job.ident, "cancelled", errors.JobCancelled,
+                         f"job {job.ident} was cancelled before it started")
+            del self.jobs[job.ident]
+            return
+        self._begin_cancel(job, "cancel")
+
+    def _on_drain(self, e: ev.Drain) -> None:
+        if self.pool.state in _ACCEPTING:
+            self._fire(self.pool, "drain")
+
+    def _on_close(self, e: ev.Close) -> None:
+        if self.pool.state in ("closing", "closed"):
+            return
+        self._fire(self.pool, "close")
+        self._enter_closing()
+
+    # ------------------------------------------------------------------
+    # Events from process handling
+    # ------------------------------------------------------------------
+
+    def _on_spawned(self, e: ev.Spawned) -> None:
+        child = self.children.get(e.child)
+        if child is None:
+            self._log("warning", f"process {e.pid} reported for unknown child {e.child}", e.child)
+            return
+        child.pid = e.pid
+
+    def _on_child_exited(self, e: ev.ChildExited) -> None:
+        child = self.children.get(e.child)
+        if child is None:
+            return  # an abandoned child reaped late: its slot was released already
+        was = child.state
+        how = "could not be started" if e.code is None else f"exited with code {e.code}"
+        if not child.settled:
+            child.reason = f"{how} while {was}"
+            self._record_failure(child)
+        elif not child.reason:
+            child.reason = how
+        self._fire(child, "exit")
+        self._release_job(child)
+        del self.children[child.ident]
+
+    def _on_memory_sample(self, e: ev.MemorySample) -> None:
+        child = self.children.get(e.child)
+        if child is None or child.state not in _KILLABLE:
+            return
+        cfg = self.config
+        if cfg.memory_limit_mb is not None and e.mb > cfg.memory_limit_mb:
+            self._kill(child, f"memory {e.mb:.0f} MB over memory_limit_mb={cfg.memory_limit_mb:g}",
+                       failure=True)
+            return
+        if cfg.memory_warn_mb is not None:
+            if e.mb > cfg.memory_warn_mb and not child.mem_warned:
+                child.mem_warned = True
+                self._log("warning", f"child {child.ident} uses {e.mb:.0f} MB, over "
+                          f"memory_warn_mb={cfg.memory_warn_mb:g}", child.ident, child.job)
+            elif e.mb <= cfg.memory_warn_mb:
+                child.mem_warned = False
+
+    def _on_deadline(self, e: ev.DeadlineReached) -> None:
+        # Fire every deadline that has passed, earliest first. Children go before
+        # jobs and jobs before the pool at equal times, so that a pool closing
+        # exactly when its last child is abandoned sees that child gone.
+        while True:
+            due: ChildRecord | JobRecord | PoolRecord | None = None
+            due_at = self.now
+            for group in (self.children.values(), self.jobs.values(), (self.pool,)):
+                for obj in group:
+                    d = obj.deadline
+                    if d is not None and d <= due_at and (due is None or d < due_at):
+                        due, due_at = obj, d
+            if due is None:
+                break
+            self._timeout(due)
+        if self.heartbeat_at is not None and self.heartbeat_at <= self.now:
+            self._heartbeat()
+
+    # ------------------------------------------------------------------
+    # Events from a child
+    # ------------------------------------------------------------------
+
+    def _child_for(self, child_id: int, event: str, allowed: Iterable[str]) -> ChildRecord | None:
+        """The child if ``event`` is legal for it now; None if the message is stale.
+
+        A message from a child we already decided to stop or kill is stale (it
+        was in flight); one that breaks the protocol in a live state kills the
+        child, because a child that lies about its state cannot be trusted.
+        """
+        child = self.children.get(child_id)
+        if child is None or child.state not in _KILLABLE:
+            return None
+        if child.state in allowed:
+            return child
+        if child.state == "stopping":
+            return None
+        self._kill(child, f"protocol violation: {event} while {child.state}", failure=True)
+        return None
+
+    def _on_hello(self, e: ev.Hello) -> None:
+        child = self._child_for(e.child, "hello", ("spawned",))
+        if child is not None:
+            self._fire(child, "hello")
+            self._out.append(ev.SendInit(child.ident))
+
+    def _on_ready(self, e: ev.Ready) -> None:
+        child = self._child_for(e.child, "ready", ("warming",))
+        if child is not None:
+            self._fire(child, "warmed")
+            # Spawning works again: the restart budget and back-off start over.
+            self.consecutive_failures = 0
+            self.backoff_level = 0
+
+    def _on_init_error(self, e: ev.InitError) -> None:
+        child = self._child_for(e.child, "init error", ("warming",))
+        if child is not None:
+            child.reason = f"initializer failed: {e.reason}"
+            self._record_failure(child)
+            self._fire(child, "init_error")
+            self._out.append(ev.Kill(child.ident, child.reason))
+
+    def _on_pong(self, e: ev.Pong) -> None:
+        child = self.children.get(e.child)
+        if child is not None and child.state in ("ready", "busy"):
+            self._fire(child, "pong")  # re-arms the ping_timeout deadline
+
+    def _on_bad_message(self, e: ev.BadMessage) -> None:
+        child = self.children.get(e.child)
+        if child is not None and child.state in _KILLABLE:
+            self._kill(child, f"bad message: {e.reason}", failure=True)
+
+    def _job_for(self, e: ev.JobAck | ev.JobDone | ev.JobError | ev.CancelAck,
+                 what: str, allowed: Iterable[str]) -> JobRecord | None:
+        """The job a child reports on, if the report is legal; None if it is stale."""
+        child = self.children.get(e.child)
+        if child is None:
+            return None
+        job = self.jobs.get(e.job)
+        if job is not None and job.child == child.ident:
+            if job.state in allowed:
+                # Accepted even from a child we are killing: the report is the truth.
+                return job
+            if job.state == "cancelling":
+                return None  # a report that crossed our cancel
+            problem = f"{what} for job {job.ident} while the job is {job.state}"
+        elif child.state == "stopping":
+            return None  # the job was settled while this report was in flight
+        else:
+            problem = f"{what} for job {e.job}, which it does not hold"
+        if child.state in _KILLABLE:
+            self._kill(child, f"protocol violation: {problem}", failure=True)
+        return None
+
+    def _on_job_ack(self, e: ev.JobAck) -> None:
+        job = self._job_for(e, "ack", ("dispatched",))
+        if job is not None:
+            self._fire(job, "ack")
+
+    def _on_job_done(self, e: ev.JobDone) -> None:
+        job = self._job_for(e, "result", ("running", "cancelling"))
+        if job is None:
+            return
+        self._fire(job, "finish")
+        self._settle(job.ident, "done", None, "", value=e.result)
+        self._finish_job(job)
+
+    def _on_job_error(self, e: ev.JobError) -> None:
+        job = self._job_for(e, "error", ("running", "cancelling"))
+        if job is None:
+            return
+        self._fire(job, "error")
+        self._out.append(ev.SettleJob(job.ident, ev.Outcome(
+            state="failed", error=errors.JobFailed,
+            message=f"job {job.ident} raised {e.error_type}: {e.message}",
+            remote_type=e.error_type, remote_message=e.message, remote_traceback=e.traceback,
+        )))
+        self._finish_job(job)
+
+    def _on_cancel_ack(self, e: ev.CancelAck) -> None:
+        job = self._job_for(e, "cancel ack", ("cancelling",))
+        if job is not None:
+            self._fire(job, "cancelled")
+            self._settle_cancelled(job, "")
+            self._detach(job)
+
+    # ------------------------------------------------------------------
+    # Deadlines
+    # ------------------------------------------------------------------
+
+    def _timeout(self, obj: ChildRecord | JobRecord | PoolRecord) -> None:
+        if isinstance(obj, ChildRecord):
+            self._child_timeout(obj)
+        elif isinstance(obj, JobRecord):
+            self._job_timeout(obj)
+        else:
+            self._pool_timeout()
+
+    def _child_timeout(self, child: ChildRecord) -> None:
+        state = child.state
+        setting = CHILD.state(state).timeout or ""
+        if state == "failed":
+            self._fire(child, "timeout")  # -> abandoned
+            self._log("error", f"child {child.ident} (pid {child.pid}) was not reaped "
+                      f"{self.config.kill_timeout:g}s after SIGKILL; abandoned, its slot "
+                      f"released ({child.reason})", child.ident, child.job)
+            self._release_job(child)
+            del self.children[child.ident]
+            return
+        what = {
+            "spawned": "sent no hello",
+            "warming": "did not finish its initializer",
+            "ready": "answered no ping",
+            "busy": "answered no ping",
+            "stopping": "did not stop",
+        }[state]
+        reason = f"{what} within {setting}={self.config.duration(setting):g}s"
+        if not child.settled:
+            child.reason = reason
+            self._record_failure(child)
+        else:
+            child.reason = f"{child.reason}; then {reason}"
+        self._fire(child, "timeout")  # -> failed
+        self._out.append(ev.Kill(child.ident, child.reason))
+
+    def _job_timeout(self, job: JobRecord) -> None:
+        state = job.state
+        if state == "queued":
+            self.queue.remove(job.ident)
+            self._fire(job, "timeout")
+            why = self._availability()[1]
+            self._settle(job.ident, "failed", errors.NoCapacity,
+                         f"job {job.ident} waited queue_timeout={self.config.queue_timeout:g}s "
+                         f"and no child could take it ({why}); raise max_children or "
+                         "queue_timeout, or find why children fail")
+            del self.jobs[job.ident]
+        elif state == "dispatched":
+            child = self.children[job.child] if job.child is not None else None
+            self._fire(job, "timeout")  # -> queued: it provably never started
+            job.child = None
+            self.queue.insert(0, job.ident)
+            if child is not None:
+                child.job = None
+            if child is not None and child.state in _KILLABLE:
+                self._kill(child, f"sent no ack for job {job.ident} within "
+                           f"ack_timeout={self.config.ack_timeout:g}s", failure=True)
+        elif state == "running":
+            self._begin_cancel(job, "timeout")
+        else:  # cancelling: the child did not give the job up in time
+            self._fire(job, "timeout")
+            child = self.children.get(job.child) if job.child is not None else None
+            self._settle_cancelled(job, "; its child was killed")
+            self._detach(job)
+            if child is not None and child.state in _KILLABLE:
+                self._kill(child, f"did not cancel job {job.ident} within "
+                           f"close_timeout={self.config.close_timeout:g}s", failure=False)
+
+    def _pool_timeout(self) -> None:
+        state = self.pool.state
+        self._fire(self.pool, "timeout")
+        if state == "starting":
+            self._log("warning", f"pool started without {self.config.num_idle} ready children "
+                      f"within start_timeout={self.config.start_timeout:g}s")
+        elif state == "backing_off":
+            self.failures.clear()
+        elif state == "draining":
+            self._log("warning", f"drain_timeout={self.config.drain_timeout:g}s passed with "
+                      f"{len(self.jobs)} jobs unfinished; closing")
+            self._enter_closing()
+        elif state == "closing":
+            for child in self.children.values():  # unreachable by construction; say so if not
+                self._log("error", f"child {child.ident} still {child.state} at shutdown",
+                          child.ident)
+
+    def _heartbeat(self) -> None:
+        cfg = self.config
+        sample: list[int] = []
+        for child in self.children.values():
+            if child.state in ("ready", "busy"):
+                self._out.append(ev.SendPing(child.ident))
+            if child.pid is not None and child.state in _KILLABLE:
+                sample.append(child.ident)
+        if sample and (cfg.memory_limit_mb is not None or cfg.memory_warn_mb is not None):
+            self._out.append(ev.SampleMemory(tuple(sample)))
+        self.heartbeat_at = self.now + cfg.ping_interval
+
+    # ------------------------------------------------------------------
+    # Reconciliation: runs after every event
+    # ------------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        pool = self.pool
+        cfg = self.config
+        # Restart intensity (Erlang/OTP): too many failures in the window -> back off.
+        horizon = self.now - cfg.restart_window
+        if self.failures and self.failures[0] <= horizon:
+            self.failures = [t for t in self.failures if t > horizon]
+        if len(self.failures) > cfg.max_restarts and pool.state in _KEEPS_WARM:
+            self.backoff_level += 1
+            self._fire(pool, "back_off")
+            self._log("warning", f"{len(self.failures)} child failures within "
+                      f"restart_window={cfg.restart_window:g}s (max_restarts={cfg.max_restarts}); "
+                      f"backing off {self._backoff_delay():g}s; last: {self.last_failure}")
+
+        # Dispatch: the oldest queued job to a ready child.
+        if self.queue and pool.state in _ACCEPTING | {"draining"}:
+            for child in self.children.values():
+                if child.state == "ready":
+                    job = self.jobs[self.queue.pop(0)]
+                    self._fire(job, "dispatch")
+                    job.child = child.ident
+                    self._fire(child, "dispatch")
+                    child.job = job.ident
+                    self._out.append(ev.SendJob(child.ident, job.ident))
+                    if not self.queue:
+                        break
+
+        # Spawn: keep num_idle idle children on top of queued demand, in
+        # parallel with children still warming, within max_children.
+        if pool.state in _KEEPS_WARM:
+            target = cfg.num_idle + len(self.queue)
+        elif pool.state == "draining":
+            target = len(self.queue)
+        else:
+            target = 0
+        if target:
+            supply = sum(1 for c in self.children.values() if c.state in _SUPPLY)
+            room = cfg.max_children - len(self.children)
+            for _ in range(min(room, target - supply)):
+                self._spawn()
+
+        # Pool progress.
+        if pool.state == "starting":
+            ready = sum(1 for c in self.children.values() if c.state == "ready")
+            if ready >= cfg.num_idle:
+                self._fire(pool, "warm")
+        elif pool.state == "draining" and not self.jobs:
+            self._fire(pool, "drained")
+            self._enter_closing()
+        if pool.state == "closing" and not self.children:
+            self._fire(pool, "closed")
+
+        available, reason = self._availability()
+        if available != self.reported:
+            self.reported = available
+            self._out.append(ev.ReportAvailability(available, reason))
+
+    def _availability(self) -> tuple[bool, str]:
+        """Would a job submitted now be dispatched without waiting on a failing spawn?"""
+        state = self.pool.state
+        if state == "backing_off":
+            return False, (f"backing off after {len(self.failures)} failures within "
+                           f"restart_window; last: {self.last_failure}")
+        if state not in _KEEPS_WARM:
+            return False, f"the pool is {state}"
+        children = self.children.values()
+        if any(c.state == "ready" for c in children):
+            return True, "a ready child is idle"
+        if self.consecutive_failures:
+            return False, f"no ready child, and the last child failed: {self.last_failure}"
+        warming = sum(1 for c in children if c.state in _WARMING)
+        room = self.config.max_children - len(self.children)
+        if warming + room > len(self.queue):
+            return True, "a child is warming or can be spawned"
+        return False, (f"all {len(self.children)} children are busy or starting and "
+                       f"{len(self.queue)} jobs are queued")
+
+    # ------------------------------------------------------------------
+    # Helpers that change state (each through a trigger)
+    # ------------------------------------------------------------------
+
+    def _fire(self, obj: ChildRecord | JobRecord | PoolRecord, event: str) -> None:
+        source = obj.state
+        machine = _CHILD if obj.kind == "child" else _JOB if obj.kind == "job" else _POOL
+        machine.fire(obj, event)
+        self._arm(obj)
+        self._out.append(ev.Transitioned(obj.kind, obj.ident, source, event, obj.state, self.now))
+
+    def _created(self, obj: ChildRecord | JobRecord, event: str) -> None:
+        self._arm(obj)
+        self._out.append(ev.Transitioned(obj.kind, obj.ident, "", event, obj.state, self.now))
+
+    def _arm(self, obj: ChildRecord | JobRecord | PoolRecord) -> None:
+        """Arm the deadline of the state ``obj`` just entered (none for final states)."""
+        spec = CHILD if obj.kind == "child" else JOB if obj.kind == "job" else POOL
+        setting = spec.state(obj.state).timeout
+        if setting is None:
+            obj.deadline = None
+        elif setting == "queue_timeout" and isinstance(obj, JobRecord):
+            # A requeued job keeps the budget it got at submission: the caller's
+            # bound on waiting does not restart because a child died.
+            obj.deadline = obj.submitted + self.config.queue_timeout
+        elif setting == "job_timeout" and isinstance(obj, JobRecord):
+            obj.deadline = self.now + obj.timeout
+        elif setting == "ping_interval" and self.heartbeat_at is not None and (
+            self.heartbeat_at > self.now
+        ):
+            # The running pool's reconcile tick is aligned with the heartbeat,
+            # so that a quiet pool wakes once per ping_interval, not twice.
+            obj.deadline = self.heartbeat_at
+        elif setting == "backoff_delay":
+            obj.deadline = self.now + self._backoff_delay()
+        else:
+            obj.deadline = self.now + self.config.duration(setting)
+
+    def _backoff_delay(self) -> float:
+        cfg = self.config
+        level = max(self.backoff_level, 1)
+        return float(min(cfg.backoff_initial * 2 ** (level - 1), cfg.backoff_max))
+
+    def _spawn(self) -> None:
+        child = ChildRecord(ident=self.next_child)
+        self.next_child += 1
+        self.children[child.ident] = child
+        self._created(child, "spawn")
+        self._out.append(ev.SpawnChild(child.ident))
+
+    def _kill(self, child: ChildRecord, reason: str, *, failure: bool) -> None:
+        """SIGKILL ``child``; ``failure`` counts it toward restart intensity."""
+        if not child.settled:
+            child.reason = reason
+            if failure:
+                self._record_failure(child)
+            child.settled = True
+        else:
+            child.reason = f"{child.reason}; then {reason}"
+        self._fire(child, "kill")
+        self._out.append(ev.Kill(child.ident, child.reason))
+
+    def _stop(self, child: ChildRecord, reason: str) -> None:
+        """Ask ``child`` to exit; its end is ours, not a failure."""
+        child.reason = reason
+        child.settled = True
+        self._fire(child, "stop")
+
+    def _record_failure(self, child: ChildRecord) -> None:
+        child.settled = True
+        self.failures.append(self.now)
+        self.consecutive_failures += 1
+        self.last_failure = f"child {child.ident}: {child.reason}"
+        self._log("warning", f"child {child.ident} (pid {child.pid}) failed: {child.reason}",
+                  child.ident, child.job)
+
+    def _begin_cancel(self, job: JobRecord, cause: str) -> None:
+        job.cause = cause
+        self._fire(job, "cancel" if cause == "cancel" else "timeout")
+        child = self.children.get(job.child) if job.child is not None else None
+        if child is not None and child.state == "busy":
+            self._stop(child, f"cancelling job {job.ident}")
+            self._out.append(ev.SendCancel(child.ident, job.ident))
+
+    def _finish_job(self, job: JobRecord) -> None:
+        """The child reported the job's end: free the child, recycle it if it is due."""
+        child = self.children[job.child] if job.child is not None else None
+        self._detach(job)
+        if child is None or child.state != "busy":
+            return
+        self._fire(child, "finish")
+        child.jobs_done += 1
+        limit = self.config.max_jobs_per_child
+        if limit is not None and child.jobs_done >= limit:
+            self._stop(child, f"recycled after {child.jobs_done} jobs")
+            self._out.append(ev.SendStop(child.ident))
+
+    def _detach(self, job: JobRecord) -> None:
+        """Forget a job that just became final."""
+        if job.child is not None:
+            child = self.children.get(job.child)
+            if child is not None and child.job == job.ident:
+                child.job = None
+        del self.jobs[job.ident]
+
+    def _release_job(self, child: ChildRecord) -> None:
+        """``child`` is gone: settle or requeue the job it held."""
+        if child.job is None:
+            return
+        job = self.jobs.get(child.job)
+        child.job = None
+        if job is None:
+            return
+        if job.state == "dispatched":
+            # No ack arrived before the end of the stream: the job never started.
+            self._fire(job, "requeue")
+            job.child = None
+            self.queue.insert(0, job.ident)
+            return
+        self._fire(job, "child_died")
+        if job.state == "cancelled":
+            self._settle_cancelled(job, "; its child ended")
+        else:
+            self._settle(job.ident, "failed", errors.ChildDied,
+                         f"job {job.ident}: child {child.ident} (pid {child.pid}) "
+                         f"{child.reason}")
+        del self.jobs[job.ident]
+
+    def _enter_closing(self) -> None:
+        """Settle every job, stop idle and busy children, kill starting ones."""
+        self.heartbeat_at = None
+        self.queue.clear()
+        for job in list(self.jobs.values()):
+            self._fire(job, "abort")
+            if job.state == "cancelled":
+                self._settle_cancelled(job, "; the pool closed")
+            else:
+                self._settle(job.ident, "failed", errors.PoolClosed,
+                             f"job {job.ident} did not finish: the pool closed")
+            self._detach(job)
+        for child in list(self.children.values()):
+            if child.state in ("ready", "busy"):
+                self._stop(child, "pool closing")
+                self._out.append(ev.SendStop(child.ident))
+            elif child.state in _WARMING:
+                self._kill(child, "pool closing", failure=False)
+
+    # ------------------------------------------------------------------
+    # Output helpers
+    # ------------------------------------------------------------------
+
+    def _settle(self, job: int, state: str, error: type[errors.JobError] | None,
+                message: str, value: object = None) -> None:
+        self._out.append(ev.SettleJob(job, ev.Outcome(state=state, value=value, error=error,
+                                                      message=message)))
+
+    def _settle_cancelled(self, job: JobRecord, detail: str) -> None:
+        if job.cause == "timeout":
+            self._settle(job.ident, "cancelled", errors.JobTimeout,
+                         f"job {job.ident} ran past its timeout of {job.timeout:g}s and was "
+                         f"cancelled{detail}")
+        else:
+            self._settle(job.ident, "cancelled", errors.JobCancelled,
+                         f"job {job.ident} was cancelled{detail}")
+
+    def _log(self, level: str, message: str, child: int | None = None,
+             job: int | None = None) -> None:
+        self._out.append(ev.Log(level, message, child, job))
+
+    # ------------------------------------------------------------------
+    # Introspection, snapshots
+    # ------------------------------------------------------------------
+
+    def status(self) -> CoreStatus:
+        children: dict[str, int] = dict.fromkeys(CHILD.state_names, 0)
+        for c in self.children.values():
+            children[c.state] += 1
+        jobs: dict[str, int] = dict.fromkeys(JOB.state_names, 0)
+        for j in self.jobs.values():
+            jobs[j.state] += 1
+        available, reason = self._availability()
+        return CoreStatus(
+            pool_state=self.pool.state,
+            children=children,
+            jobs=jobs,
+            queued=len(self.queue),
+            available=available,
+            reason=reason,
+            warm_target=self.config.num_idle,
+            restart_budget=max(0, self.config.max_restarts - len(self.failures)),
+            backoff_level=self.backoff_level,
+            next_deadline=self.next_deadline(),
+        )
+
+    def snapshot(self, canonical: bool = False) -> Hashable:
+        """A hashable value that, with the config, determines all future behaviour.
+
+        Times are relative to ``now``: the core only ever compares times, so two
+        states that differ by a shift in time behave alike. With ``canonical``,
+        children are renumbered in an order that ignores their ids (symmetry
+        reduction for the model checker): states equal up to child naming are
+        then equal.
+        """
+        now = self.now
+        recycle_at = self.config.max_jobs_per_child
+        keys = {cid: c.key(now, canonical, recycle_at) for cid, c in self.children.items()}
+        order = list(keys)
+        rename = {cid: cid for cid in order}
+        if canonical:
+            order.sort(key=lambda cid: repr(keys[cid]))
+            rename = {cid: i for i, cid in enumerate(order)}
+        children = tuple((rename[cid], *keys[cid]) for cid in order)
+        jobs = tuple(
+            (j.ident, j.state, _rel(j.deadline, now), None if j.child is None else rename[j.child],
+             j.timeout, _rel(j.submitted, now), j.cause)
+            for j in self.jobs.values()
+        )
+        return (
+            self.pool.state,
+            _rel(self.pool.deadline, now),
+            _rel(self.heartbeat_at, now),
+            tuple(t - now for t in self.failures),
+            self.consecutive_failures,
+            # Only text (it names a child); dropped when naming must not matter.
+            "" if canonical else self.last_failure,
+            self.backoff_level,
+            self.reported,
+            children,
+            jobs,
+            tuple(self.queue),
+            None if canonical else self.next_child,
+        )
+
+    @classmethod
+    def restore(cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0) -> SupervisorCore:
+        """The core that ``snapshot`` describes, at time ``now``."""
+        (pool_state, pool_deadline, heartbeat, failures, consecutive, last_failure,
+         backoff_level, reported, children, jobs, queue, next_child,
+         ) = cast(tuple[Any, ...], snapshot)
+        core = cls(config=config, now=now,
+                   pool=PoolRecord(state=pool_state, deadline=_abs(pool_deadline, now)))
+        core.heartbeat_at = _abs(heartbeat, now)
+        core.failures = [t + now for t in failures]
+        core.consecutive_failures = consecutive
+        core.last_failure = last_failure
+        core.backoff_level = backoff_level
+        core.reported = reported
+        for (ident, state, deadline, pid, job, jobs_done, reason, settled, mem_warned) in children:
+            core.children[ident] = ChildRecord(
+                ident=ident, state=state, deadline=_abs(deadline, now),
+                pid=(ident if pid is True else None if pid is False else pid),
+                job=job, jobs_done=jobs_done, reason=reason, settled=settled,
+                mem_warned=mem_warned,
+            )
+        for (ident, state, deadline, child, timeout, submitted, cause) in jobs:
+            core.jobs[ident] = JobRecord(
+                ident=ident, timeout=timeout, submitted=submitted + now, state=state,
+                deadline=_abs(deadline, now), child=child, cause=cause,
+            )
+        core.queue = list(queue)
+        core.next_child = next_child if next_child is not None else (
+            max(core.children, default=-1) + 1
+        )
+        return core
+
+    def clone(self) -> SupervisorCore:
+        """An independent copy (cheaper than a snapshot round trip)."""
+        copy = SupervisorCore(config=self.config, now=self.now,
+                              pool=PoolRecord(state=self.pool.state, deadline=self.pool.deadline))
+        copy.children = {
+            k: ChildRecord(c.ident, c.state, c.deadline, c.pid, c.job, c.jobs_done, c.reason,
+                           c.settled, c.mem_warned)
+            for k, c in self.children.items()
+        }
+        copy.jobs = {
+            k: JobRecord(j.ident, j.timeout, j.submitted, j.state, j.deadline, j.child, j.cause)
+            for k, j in self.jobs.items()
+        }
+        copy.queue = list(self.queue)
+        copy.next_child = self.next_child
+        copy.failures = list(self.failures)
+        copy.consecutive_failures = self.consecutive_failures
+        copy.last_failure = self.last_failure
+        copy.backoff_level = self.backoff_level
+        copy.heartbeat_at = self.heartbeat_at
+        copy.reported = self.reported
+        return copy
+
+
+_HANDLERS: dict[type[ev.Event], Callable[[SupervisorCore, Any], None]] = {
+    ev.Start: SupervisorCore._on_start,
+    ev.Submit: SupervisorCore._on_submit,
+    ev.Cancel: SupervisorCore._on_cancel,
+    ev.Drain: SupervisorCore._on_drain,
+    ev.Close: SupervisorCore._on_close,
+    ev.Spawned: SupervisorCore._on_spawned,
+    ev.ChildExited: SupervisorCore._on_child_exited,
+    ev.MemorySample: SupervisorCore._on_memory_sample,
+    ev.DeadlineReached: SupervisorCore._on_deadline,
+    ev.Hello: SupervisorCore._on_hello,
+    ev.Ready: SupervisorCore._on_ready,
+    ev.InitError: SupervisorCore._on_init_error,
+    ev.Pong: SupervisorCore._on_pong,
+    ev.BadMessage: SupervisorCore._on_bad_message,
+    ev.JobAck: SupervisorCore._on_job_ack,
+    ev.JobDone: SupervisorCore._on_job_done,
+    ev.JobError: SupervisorCore._on_job_error,
+    ev.CancelAck: SupervisorCore._on_cancel_ack,
+}
