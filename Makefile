@@ -1,0 +1,75 @@
+# Two commands: `make demo` and `make test`. Both set up .venv first (`make setup`).
+#
+# Setup is idempotent and fast once done: a stamp in .venv, named after a hash
+# of pyproject.toml, records that this exact pyproject is installed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The extras a developer needs; only those pyproject.toml defines are installed.
+WANTED_EXTRAS := dev http bench
+# Lint and type-check the sans-I/O packages that have Python files (a fresh
+# package may not exist yet).
+STRICT_PATHS := $(patsubst %/,%,$(sort $(dir $(wildcard fsm/*.py models/*.py))))
+# The bounded slice of slow tests that `make test` runs: slow tests also marked
+# `ci_slice`, each cut off after SLOW_TIMEOUT seconds. Run all of them with
+# `.venv/bin/pytest -m slow`.
+SLOW_SELECT ?= slow and ci_slice
+SLOW_TIMEOUT ?= 120
+
+PYPROJECT_HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.wayout-setup-$(PYPROJECT_HASH)
+
+.PHONY: setup test demo diagrams lint
+
+setup: $(STAMP) graphviz-dot
+
+$(STAMP):
+	@if [ ! -x $(BIN)/python ]; then \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	    || { echo "wayout needs Python >= 3.11: run make PYTHON=python3.11 (or newer)"; exit 1; }; \
+	  $(PYTHON) -m venv $(VENV); \
+	fi
+	@extras=$$($(BIN)/python -c 'import sys, tomllib; \
+	  defined = tomllib.load(open("pyproject.toml", "rb"))["project"].get("optional-dependencies", {}); \
+	  print(",".join(e for e in sys.argv[1:] if e in defined))' $(WANTED_EXTRAS)); \
+	  echo "installing wayout (editable) with extras [$$extras] into $(VENV)"; \
+	  PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+	    $(BIN)/python -m pip install --quiet -e ".[$$extras]"
+	@rm -f $(VENV)/.wayout-setup-*
+	@touch $@
+
+# graphviz's `dot` renders the SVG diagrams; without it they are written as DOT only.
+.PHONY: graphviz-dot
+graphviz-dot:
+	@if ! command -v dot >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing graphviz's dot with apt-get"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; } \
+	      || echo "apt-get could not install graphviz: diagrams will be DOT only"; \
+	  else \
+	    echo "graphviz's dot is missing: diagrams will be DOT only (install it: sudo apt-get install graphviz)"; \
+	  fi; \
+	fi
+
+test: setup
+	$(BIN)/pytest -q -m "not slow"
+	$(MAKE) --no-print-directory lint
+	@# pytest exits 5 when no test is selected: no slow test in the slice is fine.
+	@rc=0; $(BIN)/pytest -q -m "$(SLOW_SELECT)" --maxfail=1 -x --timeout=$(SLOW_TIMEOUT) || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "no slow tests in the slice ($(SLOW_SELECT))"; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
+lint: setup
+	$(BIN)/ruff check $(STRICT_PATHS)
+	$(BIN)/mypy --strict $(STRICT_PATHS)
+
+demo: setup
+	$(BIN)/wayout demo
+
+diagrams: setup
+	$(BIN)/wayout diagrams
