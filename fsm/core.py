@@ -150,6 +150,10 @@ class SupervisorCore:
     backoff_level: int = 0
     heartbeat_at: float | None = None
     reported: bool | None = None
+    # True: state changes go through the spec's compiled edge map instead of
+    # the transitions machine (same lifecycle, no call overhead); the model
+    # checker uses it, a test proves both engines agree.
+    compiled: bool = False
     _out: list[ev.Command] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -603,7 +607,10 @@ class SupervisorCore:
     def _fire(self, obj: ChildRecord | JobRecord | PoolRecord, event: str) -> None:
         source = obj.state
         machine = _CHILD if obj.kind == "child" else _JOB if obj.kind == "job" else _POOL
-        machine.fire(obj, event)
+        if self.compiled:
+            machine.fire_compiled(obj, event)
+        else:
+            machine.fire(obj, event)
         self._arm(obj)
         self._out.append(ev.Transitioned(obj.kind, obj.ident, source, event, obj.state, self.now))
 
@@ -830,12 +837,14 @@ class SupervisorCore:
         )
 
     @classmethod
-    def restore(cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0) -> SupervisorCore:
+    def restore(
+        cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0, *, compiled: bool = False
+    ) -> SupervisorCore:
         """The core that ``snapshot`` describes, at time ``now``."""
         (pool_state, pool_deadline, heartbeat, failures, consecutive, last_failure,
          backoff_level, reported, children, jobs, queue, next_child,
          ) = cast(tuple[Any, ...], snapshot)
-        core = cls(config=config, now=now,
+        core = cls(config=config, now=now, compiled=compiled,
                    pool=PoolRecord(state=pool_state, deadline=_abs(pool_deadline, now)))
         core.heartbeat_at = _abs(heartbeat, now)
         core.failures = [t + now for t in failures]
@@ -863,7 +872,7 @@ class SupervisorCore:
 
     def clone(self) -> SupervisorCore:
         """An independent copy (cheaper than a snapshot round trip)."""
-        copy = SupervisorCore(config=self.config, now=self.now,
+        copy = SupervisorCore(config=self.config, now=self.now, compiled=self.compiled,
                               pool=PoolRecord(state=self.pool.state, deadline=self.pool.deadline))
         copy.children = {
             k: ChildRecord(c.ident, c.state, c.deadline, c.pid, c.job, c.jobs_done, c.reason,
