@@ -138,7 +138,13 @@ class PoolConfig:
         """The value of a duration setting named by a lifecycle spec."""
         if setting in DYNAMIC_SETTINGS:
             raise ConfigError(f"setting {setting!r} is computed by the core, not configured")
-        value = getattr(self, setting, None)
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if setting not in DURATION_SETTINGS:
+            # Counts such as num_idle are numbers too, but never a state's timeout.
             raise ConfigError(f"PoolConfig has no duration setting {setting!r}")
-        return float(value)
+        return float(getattr(self, setting))
+
+
+#: The settings a lifecycle spec may name as a state's timeout (besides DYNAMIC_SETTINGS).
+DURATION_SETTINGS = frozenset(
+    {f.name for f in fields(PoolConfig) if f.type == "float"} | {"shutdown_timeout"}
+)
