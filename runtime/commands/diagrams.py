@@ -87,7 +87,7 @@ def check(out: Path) -> list[str]:
 def write(out: Path) -> list[str]:
     """Write every .dot (and .svg when ``dot`` exists); return what was done, one line each."""
     out.mkdir(parents=True, exist_ok=True)
-    dot = shutil.which("dot")
+    dot = find_dot()
     done: list[str] = []
     for filename, source in dot_files().items():
         dot_path = out / filename
@@ -101,6 +101,11 @@ def write(out: Path) -> list[str]:
     if dot is None:
         done.append(f"graphviz 'dot' not found: wrote DOT only; {INSTALL_HINT}")
     return done
+
+
+def find_dot() -> str | None:
+    """The path of graphviz's ``dot``, or None if it is not installed."""
+    return shutil.which("dot")
 
 
 def render(dot: str, dot_path: Path, svg_path: Path) -> None:
