@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,26 @@ def test_check_report_lists_states_events_timeouts_and_the_longest_chain() -> No
         "    b --b_timeout--> failed",
         "  longest timeout chain to a final state: a -> done (a_timeout)",
     ]
+
+
+# --- the README's example ---------------------------------------------------------
+
+
+def test_the_readme_example_runs_and_its_claimed_error_is_true() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) == 1
+    namespace: dict[str, object] = {"print": lambda *args: None}
+    exec(blocks[0], namespace)
+    spec = namespace["DOWNLOAD"]
+    assert isinstance(spec, LifecycleSpec) and spec.initial == "connecting"
+
+    # "Leave out timeout= on receiving and the constructor raises ..."
+    without = blocks[0].replace(
+        'State("receiving", timeout="idle_timeout", on_timeout="failed")', 'State("receiving")'
+    )
+    assert without != blocks[0]
+    claimed = re.search(r"raises\n`SpecError: (lifecycle 'download': [^`]*?) \.\.\.`", readme)
+    assert claimed is not None
+    with pytest.raises(SpecError, match=re.escape(" ".join(claimed[1].split()))):
+        exec(without, {"print": lambda *args: None})
