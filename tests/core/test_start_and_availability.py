@@ -1,0 +1,163 @@
+"""Start-up and availability: what the pool promises before and while it serves."""
+
+from __future__ import annotations
+
+from fsm import events as ev
+from fsm.errors import NoCapacity
+
+from .script import ANY, Has, Script, cfg, settle, state, view
+
+
+def test_start_spawns_num_idle_children_and_runs_once_they_are_ready() -> None:
+    s = Script(cfg(num_idle=2), start=False)
+    assert view(s.core) == state("starting", available=True)
+    assert s(ev.Start(0.0)) == [
+        ev.SpawnChild(0),
+        ev.SpawnChild(1),
+        ev.ReportAvailability(True, Has("warming")),
+    ]
+    assert view(s.core) == state("starting", {"spawned": 2}, available=True)
+    # The spawn deadlines are armed from SpawnChild, before any pid is known.
+    assert s.core.next_deadline() == 1.0
+    assert s(ev.Spawned(0.1, 0, 100)) == []
+    assert s(ev.Hello(0.2, 0)) == [ev.SendInit(0)]
+    assert s(ev.Spawned(0.2, 1, 101)) == []
+    assert s(ev.Hello(0.3, 1)) == [ev.SendInit(1)]
+    assert view(s.core) == state("starting", {"warming": 2}, available=True)
+    assert s.core.next_deadline() == 0.2 + 2.0  # initialize_timeout of child 0
+    assert s(ev.Ready(0.5, 0)) == []
+    # One of two ready: still starting (but available: a child is idle).
+    assert view(s.core) == state("starting", {"ready": 1, "warming": 1}, available=True)
+    assert s.core.status().reason == "a ready child is idle"
+    assert s(ev.Ready(0.6, 1), keep=(ev.Transitioned,)) == [
+        ev.Transitioned("child", 1, "warming", "warmed", "ready", 0.6),
+        ev.Transitioned("pool", 0, "starting", "warm", "running", 0.6),
+    ]
+    assert view(s.core) == state("running", {"ready": 2}, available=True)
+    # The running pool's own deadline is the heartbeat (ping_interval after Start).
+    assert s.core.pool.deadline == 40.0
+    assert s.core.next_deadline() == 40.0
+
+
+def test_start_timeout_lets_the_pool_run_without_its_warm_target() -> None:
+    # Children that keep failing before ready: the pool must not stay 'starting'.
+    s = Script(cfg(num_idle=1, max_restarts=100, restart_window=1.0))
+    t = 0.0
+    child = 0
+    # Each spawned child fails its hello deadline; the pool respawns it.
+    while t < 29.0:
+        t = s.core.next_deadline()  # type: ignore[assignment]
+        assert t is not None
+        s(ev.DeadlineReached(t))
+        # The killed child is reaped at once.
+        for c in list(s.core.children.values()):
+            if c.state == "failed":
+                s(ev.ChildExited(t, c.ident, -9))
+        child += 1
+    assert s.core.pool_state == "starting"
+    assert s.until(30.0)
+    assert s.core.pool_state == "running"
+    assert [c for c in s.commands if isinstance(c, ev.Log) and "start_timeout" in c.message] == [
+        ev.Log("warning", "pool started without 1 ready children within start_timeout=30s")
+    ]
+    assert view(s.core)["available"] is False
+
+
+def test_start_with_num_idle_zero_runs_at_once_and_spawns_on_demand() -> None:
+    s = Script(cfg(num_idle=0), start=False)
+    assert s(ev.Start(0.0)) == [ev.ReportAvailability(True, Has("can be spawned"))]
+    assert view(s.core) == state("running", available=True)
+    assert s(ev.Submit(1.0, 5)) == [ev.SpawnChild(0)]
+    assert view(s.core) == state("running", {"spawned": 1}, {"queued": 1}, queued=1,
+                                 available=True)
+    assert s.warm(0, 1.5) == [ev.SendInit(0), ev.SendJob(0, 5)]
+    assert s(ev.JobAck(1.6, 0, 5)) == []
+    assert s(ev.JobDone(1.7, 0, 5, "ok")) == [settle(5, "done", value="ok")]
+    # num_idle is 0: the idle child is kept (it is not surplus to max_children).
+    assert view(s.core) == state("running", {"ready": 1}, available=True)
+
+
+# --- availability ------------------------------------------------------------
+
+
+def test_available_while_a_child_warms_and_nothing_failed() -> None:
+    s = Script()
+    assert s.started == [ev.SpawnChild(0), ev.ReportAvailability(True, ANY)]
+    assert s.core.available
+    assert s.core.status().reason == "a child is warming or can be spawned"
+
+
+def test_unavailable_after_a_failed_spawn_until_a_child_is_ready() -> None:
+    s = Script()
+    # The process could not be started at all.
+    assert s(ev.ChildExited(0.1, 0, None)) == [
+        ev.SpawnChild(1),
+        ev.ReportAvailability(False, Has("could not be started")),
+    ]
+    assert view(s.core) == state("starting", {"spawned": 1}, available=False, budget=2)
+    assert s.core.status().reason == (
+        "no ready child, and the last child failed: child 0: could not be started while spawned"
+    )
+    # The replacement says hello: still not proven.
+    assert s.feed(ev.Spawned(0.2, 1, 101), ev.Hello(0.3, 1)) == [ev.SendInit(1)]
+    assert not s.core.available
+    # Ready: available again, reported once.
+    assert s(ev.Ready(0.4, 1)) == [ev.ReportAvailability(True, "a ready child is idle")]
+    assert view(s.core) == state("running", {"ready": 1}, available=True, budget=2)
+
+
+def test_unavailable_when_every_child_is_busy_and_no_room_is_left() -> None:
+    s = Script(cfg(max_children=1))
+    s.warm(0, 0.1)
+    assert s(ev.Submit(0.2, 1)) == [
+        ev.SendJob(0, 1),
+        ev.ReportAvailability(False, "all 1 children are busy or starting and 0 jobs are queued"),
+    ]
+    assert view(s.core) == state("running", {"busy": 1}, {"dispatched": 1}, available=False)
+    s(ev.JobAck(0.3, 0, 1))
+    assert s(ev.JobDone(0.4, 0, 1)) == [
+        settle(1, "done"),
+        ev.ReportAvailability(True, "a ready child is idle"),
+    ]
+
+
+def test_availability_is_reported_only_when_it_changes() -> None:
+    s = Script(cfg(max_children=2))
+    s.warm(0, 0.1)
+    # Dispatch to the only ready child; a second one can still be spawned.
+    s.feed(ev.Submit(0.2, 1), ev.JobAck(0.2, 0, 1))
+    s.feed(ev.JobDone(0.3, 0, 1), ev.Submit(0.4, 2), ev.JobAck(0.4, 0, 2))
+    reports = s.of(ev.ReportAvailability)
+    assert reports == [ev.ReportAvailability(True, "a child is warming or can be spawned")]
+    # Each change is reported exactly once, alternating.
+    s(ev.Drain(0.5))
+    s(ev.JobDone(0.6, 0, 2))
+    assert s.of(ev.ReportAvailability) == [
+        ev.ReportAvailability(True, ANY),
+        ev.ReportAvailability(False, "the pool is draining"),
+    ]
+
+
+def test_unavailable_while_backing_off_draining_and_closed() -> None:
+    s = Script(cfg(max_restarts=0))
+    # One failure is more than max_restarts=0: back off.
+    s(ev.ChildExited(0.5, 0, 1))
+    assert view(s.core) == state("backing_off", available=False, budget=0, backoff=1)
+    assert s.core.status().reason.startswith("backing off after 1 failures")
+    s(ev.Drain(0.6))
+    assert view(s.core) == state("closed", available=False, budget=0, backoff=1)
+    assert s.core.status().reason == "the pool is closed"
+
+
+def test_queued_job_gets_no_capacity_naming_why() -> None:
+    s = Script(cfg(num_idle=0, max_children=1))
+    s(ev.Submit(0.0, 1))
+    s(ev.ChildExited(0.5, 0, None))
+    # Every later spawn fails too, until the queue deadline.
+    while s.core.jobs:
+        out = s.at_deadline()
+        for c in out:
+            if isinstance(c, ev.SpawnChild):
+                s(ev.ChildExited(s.now, c.child, None))
+    assert s.outcomes[1] == settle(1, "failed", NoCapacity, "queue_timeout=20s").outcome
+    assert s.now == 20.0
