@@ -1,0 +1,320 @@
+"""The child process: what runs inside each pooled process.
+
+Two threads share the work, so that a busy child still answers its parent:
+
+* the **main thread** runs user code, one thing at a time: the initializer,
+  then jobs. A coroutine function runs on the child's own event loop, one loop
+  for the life of the child, so state the initializer binds to it survives
+  into jobs.
+* the **control thread** reads the control socket. It answers every ``Ping``
+  with a ``Pong`` at once (also while a job runs), hands ``Init`` and ``Job``
+  to the main thread, and handles ``Cancel`` and ``Stop``. When the socket
+  closes (the parent is gone) it ends the process at once.
+
+The handshake the core relies on: ``Hello`` first; ``Init`` → ``Ready`` or
+``InitError``; for a job, ``JobAck`` is sent *before* any user code runs (even
+before the job is unpickled), then ``JobDone`` or ``JobError``. A cancelled job
+is answered by ``CancelAck`` and the child then exits: cancelling means
+stopping (a job interrupted half-way may have left the process in any state).
+
+Cancelling interrupts user code where it is: a synchronous job gets an
+exception raised on the main thread by a signal (``SIGUSR1``, which also
+breaks blocking calls like ``time.sleep``); a coroutine job has its task
+cancelled. User code that swallows the cancellation simply finishes; the
+core's ``close_timeout`` bounds how long the parent waits before SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import pickle
+import queue
+import signal
+import socket
+import sys
+import threading
+import traceback
+from collections.abc import Awaitable
+from types import FrameType
+from typing import Any
+
+from runtime import protocol
+
+#: Exit codes a child uses when it ends itself (diagnostics; the core does not
+#: interpret exit codes).
+EXIT_STOPPED = 0
+EXIT_CONTROL_CLOSED = 3
+EXIT_PROTOCOL_ERROR = 4
+
+#: The signal that interrupts a synchronous job the parent cancels.
+CANCEL_SIGNAL = signal.SIGUSR1
+
+_RECV_BYTES = 1 << 18
+# Longest exception message and traceback text sent back, in characters; the
+# rest is cut so that an error report always fits in one frame.
+_MAX_ERROR_TEXT = 64 * 1024
+
+
+class _JobCancelled(BaseException):
+    """Raised in a synchronous job when its parent cancels it.
+
+    A BaseException, like ``asyncio.CancelledError``, so that user code's
+    ``except Exception`` does not swallow it.
+    """
+
+
+def main(
+    sock: socket.socket,
+    child_id: int,
+    max_message_bytes: int,
+    inherited_fds: tuple[int, ...] = (),
+) -> None:
+    """The child's entry point (the target of its ``multiprocessing`` process).
+
+    ``inherited_fds`` are the parent-side descriptors a *forked* child got by
+    accident: its own parent end and those of its siblings. Keeping them open
+    would hide the parent's death (no EOF on the control socket) from this
+    child and keep siblings' sockets alive, so they are closed first.
+    """
+    for fd in inherited_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _reset_inherited_state()
+    sock.setblocking(True)
+    _Child(sock, child_id, max_message_bytes).run()
+
+
+def _reset_inherited_state() -> None:
+    # A forked child inherits the parent's asyncio state: the "running loop"
+    # marker (which would make run_until_complete refuse to run) and the
+    # signal wake-up fd (a signal here would write into the parent's loop).
+    asyncio._set_running_loop(None)
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:  # not the main thread: nothing was inherited there
+        return
+    # Python-level handlers installed by the parent (e.g. the asyncio ones for
+    # SIGTERM) would be no-ops here; the default behaviour is what a child needs.
+    for signum in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(signum)):
+                signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    # Ctrl-C reaches the whole process group: the parent decides when its
+    # children stop, so a terminal interrupt must not kill them behind its back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class _Child:
+    def __init__(self, sock: socket.socket, child_id: int, max_message_bytes: int) -> None:
+        self._sock = sock
+        self._child_id = child_id
+        self._max = max_message_bytes
+        self._text_limit = max(64, min(_MAX_ERROR_TEXT, (max_message_bytes - 256) // 8))
+        self._send_lock = threading.Lock()
+        # Main thread's work; None means "stop".
+        self._inbox: queue.SimpleQueue[protocol.Init | protocol.Job | None] = queue.SimpleQueue()
+        self._main_thread = threading.get_ident()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Shared between the threads, under _lock: which job runs, and how.
+        self._lock = threading.Lock()
+        self._current: int | None = None
+        self._task: asyncio.Future[Any] | None = None
+        self._cancel: int | None = None
+        self._stopping = False
+        # Main thread only (read by the signal handler, which runs on it):
+        # True exactly while a synchronous job's user code may be interrupted.
+        self._interruptible = False
+
+    # --- both threads -------------------------------------------------------------
+
+    def _send(self, message: protocol.FromChild) -> None:
+        frame = protocol.encode(message)
+        try:
+            with self._send_lock:
+                self._sock.sendall(frame)
+        except OSError:
+            os._exit(EXIT_CONTROL_CLOSED)  # the parent is gone: nobody to work for
+
+    # --- main thread -------------------------------------------------------------
+
+    def run(self) -> None:
+        signal.signal(CANCEL_SIGNAL, self._on_cancel_signal)
+        threading.Thread(target=self._read_forever, name="wayout-control", daemon=True).start()
+        self._send(protocol.Hello(os.getpid()))
+        while True:
+            work = self._inbox.get()
+            if work is None:
+                return
+            if isinstance(work, protocol.Init):
+                self._initialize(work)
+            elif not self._run_job(work):
+                return
+            if self._stopping:
+                return
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        return self._loop
+
+    def _initialize(self, init: protocol.Init) -> None:
+        try:
+            if init.payload is not None:
+                initializer, initargs = pickle.loads(init.payload)
+                result = initializer(*initargs)
+                if inspect.isawaitable(result):
+                    loop = self._event_loop()
+                    loop.run_until_complete(asyncio.ensure_future(result, loop=loop))
+        except BaseException as exc:  # SystemExit too: it is the initializer's failure
+            text = "".join(traceback.format_exception(exc))
+            reason = self._clip(f"{_type_name(exc)}: {exc}\n{text}")
+            self._send(protocol.InitError(reason))
+            # Stay until the parent kills or stops us: exiting now could let the
+            # exit overtake this report and lose its reason.
+            return
+        self._send(protocol.Ready())
+
+    def _run_job(self, work: protocol.Job) -> bool:
+        """Run one job; False when the child must exit afterwards."""
+        job = work.job
+        with self._lock:
+            cancelled_before_start = self._cancel == job
+            if not cancelled_before_start:
+                self._current = job
+        if cancelled_before_start:
+            self._send(protocol.CancelAck(job))
+            return False
+        self._send(protocol.JobAck(job))  # before any user code, unpickling included
+        reply: protocol.FromChild
+        try:
+            self._interruptible = True
+            if self._cancel == job:  # the cancel signal came before we were interruptible
+                raise _JobCancelled
+            fn, args = pickle.loads(work.payload)
+            value = fn(*args)
+            self._interruptible = False
+            if inspect.isawaitable(value):
+                value = self._run_coroutine(job, value)
+            reply = self._result(job, value)
+        except _JobCancelled:
+            reply = protocol.CancelAck(job)
+        except asyncio.CancelledError as exc:
+            reply = protocol.CancelAck(job) if self._cancel == job else self._error(job, exc)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt are job errors too
+            reply = self._error(job, exc)
+        finally:
+            self._interruptible = False
+            with self._lock:
+                self._current = None
+                self._task = None
+        self._send(reply)
+        return not isinstance(reply, protocol.CancelAck)
+
+    def _run_coroutine(self, job: int, awaitable: Awaitable[Any]) -> Any:
+        loop = self._event_loop()
+        task = asyncio.ensure_future(awaitable, loop=loop)
+        with self._lock:
+            self._task = task
+            cancel_now = self._cancel == job
+        if cancel_now:
+            task.cancel()
+        return loop.run_until_complete(task)
+
+    def _on_cancel_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._interruptible and self._cancel is not None and self._cancel == self._current:
+            self._interruptible = False  # once: a second signal must not hit our own code
+            raise _JobCancelled
+
+    def _result(self, job: int, value: object) -> protocol.FromChild:
+        try:
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            return protocol.JobError(
+                job,
+                _type_name(exc),
+                self._clip(
+                    f"job {job} returned a {type(value).__qualname__} that cannot be pickled "
+                    f"({exc}); return plain data or instances of module-level classes"
+                ),
+                self._clip("".join(traceback.format_exception(exc))),
+            )
+        if len(data) + protocol.ENVELOPE_BYTES > self._max:
+            return protocol.JobError(
+                job,
+                "wayout.ResultTooLarge",
+                f"job {job} returned {len(data)} bytes once pickled, more than "
+                f"max_message_bytes={self._max}; return less data or raise the limit",
+                "",
+            )
+        return protocol.JobDone(job, data)
+
+    def _error(self, job: int, exc: BaseException) -> protocol.JobError:
+        return protocol.JobError(
+            job,
+            _type_name(exc),
+            self._clip(str(exc)),
+            self._clip("".join(traceback.format_exception(exc))),
+        )
+
+    def _clip(self, text: str) -> str:
+        limit = self._text_limit
+        if len(text) <= limit:
+            return text
+        return text[: limit - 20] + "\n... [truncated]"
+
+    # --- control thread ------------------------------------------------------------
+
+    def _read_forever(self) -> None:
+        reader = protocol.parent_reader(self._max)
+        while True:
+            try:
+                data = self._sock.recv(_RECV_BYTES)
+            except OSError:
+                data = b""
+            if not data:
+                os._exit(EXIT_CONTROL_CLOSED)
+            try:
+                for message in reader.feed(data):
+                    self._dispatch(message)
+            except protocol.ProtocolError as exc:
+                print(f"wayout child {self._child_id}: {exc}", file=sys.stderr, flush=True)
+                os._exit(EXIT_PROTOCOL_ERROR)
+
+    def _dispatch(self, message: object) -> None:
+        if isinstance(message, protocol.Ping):
+            self._send(protocol.Pong())
+        elif isinstance(message, protocol.Init | protocol.Job):
+            self._inbox.put(message)
+        elif isinstance(message, protocol.Cancel):
+            self._cancel_job(message.job)
+        elif isinstance(message, protocol.Stop):
+            self._stopping = True
+            self._inbox.put(None)
+
+    def _cancel_job(self, job: int) -> None:
+        with self._lock:
+            self._cancel = job
+            self._stopping = True
+            running = self._current == job
+            task = self._task
+        if running and task is not None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(task.cancel)
+        elif running:
+            signal.pthread_kill(self._main_thread, CANCEL_SIGNAL)
+        # An idle main thread (or one about to pick this job up) must wake and exit.
+        self._inbox.put(None)

@@ -1,0 +1,713 @@
+"""``Pool``: a supervisor core driving real child processes.
+
+One asyncio task per pool (the *driver*) owns the core. It waits for the next
+event, or for ``core.next_deadline()`` on the clock, whichever comes first;
+feeds the core; performs the commands the core returns; and waits again. That
+task is the only caller of ``core.handle``, and it is the only timer: there is
+no per-child thread, no polling and no timeout of the runtime's own. Events
+reach it through an in-memory inbox from three places: the user's calls
+(``submit``, ``cancel``, ``drain``, ``close``), the control sockets of the
+children, and their death watches (``runtime.process``).
+
+Each event is stamped with the clock when the driver takes it out of the
+inbox, so the core sees time only move forward.
+
+The pickled payloads: a job's function and arguments are pickled by
+``submit`` (an unpicklable job is refused there, with ``InvalidJob``); its
+pickled return value is unpickled only by ``await``-ing its ``JobHandle``, in
+the caller's task, never in the driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import pickle
+from collections import deque
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any, NamedTuple
+
+from fsm import events as ev
+from fsm.config import PoolConfig
+from fsm.core import SupervisorCore
+from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
+from runtime import child, protocol
+from runtime.clock import Clock, MonotonicClock, TimerHandle
+from runtime.errors import InvalidJob
+from runtime.process import ChildProcess
+
+log = logging.getLogger("wayout")
+
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class TransitionRecord(NamedTuple):
+    """One state change of a child, a job or the pool, as the core reported it."""
+
+    kind: str
+    ident: int
+    source: str
+    event: str
+    dest: str
+    time: float
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """A snapshot of the pool: counts per lifecycle state and whether it can take a job now."""
+
+    state: str
+    available: bool
+    reason: str
+    children: Mapping[str, int]
+    jobs: Mapping[str, int]
+    queued: int
+    warm_target: int
+    restart_budget: int
+    backoff_level: int
+    #: child id -> pid of every process that was started and not reaped yet
+    pids: Mapping[int, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class JobHandle:
+    """A submitted job. Await it for the function's value or its typed error.
+
+    ``state`` is the job's lifecycle state (``submitted`` until the supervisor
+    has taken it in). ``cancel()`` asks the supervisor to cancel it; awaiting
+    it then raises ``JobCancelled`` (unless it finished first).
+    """
+
+    __slots__ = ("_future", "_id", "_pool", "_value", "_value_error", "_value_ready")
+
+    def __init__(self, pool: Pool, job_id: int, future: asyncio.Future[ev.Outcome]) -> None:
+        self._pool = pool
+        self._id = job_id
+        self._future = future
+        self._value: Any = None
+        self._value_error: BaseException | None = None
+        self._value_ready = False
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def state(self) -> str:
+        if self._future.done():
+            return self._future.result().state
+        return self._pool._job_state(self._id)
+
+    def done(self) -> bool:
+        """True once the job reached its outcome."""
+        return self._future.done()
+
+    def cancel(self) -> None:
+        """Ask for the job to be cancelled (no effect once it is done)."""
+        if not self._future.done():
+            self._pool._post(ev.Cancel, job=self._id)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._result().__await__()
+
+    async def _result(self) -> Any:
+        # Shielded: a caller that gives up waiting must not cancel the outcome
+        # itself (the driver settles it, and other awaiters may want it).
+        outcome = await asyncio.shield(self._future)
+        if outcome.state != "done":
+            raise self._error(outcome)
+        if not self._value_ready:
+            try:
+                self._value = pickle.loads(outcome.value)
+            except Exception as exc:
+                self._value_error = exc
+            self._value_ready = True
+        problem = self._value_error
+        if problem is not None:
+            raise JobFailed(
+                f"job {self._id} returned a value that cannot be unpickled in the parent "
+                f"({type(problem).__name__}: {problem}); make its type importable here",
+                job_id=self._id,
+                remote_type=type(problem).__name__,
+                remote_message=str(problem),
+            ) from problem
+        return self._value
+
+    def _error(self, outcome: ev.Outcome) -> BaseException:
+        error = outcome.error
+        if error is None:  # the core always names one for a failed job; say so if not
+            return WayoutError(f"job {self._id} ended {outcome.state}: {outcome.message}")
+        if issubclass(error, JobFailed):
+            return error(
+                outcome.message,
+                job_id=self._id,
+                remote_type=outcome.remote_type,
+                remote_message=outcome.remote_message,
+                remote_traceback=outcome.remote_traceback,
+            )
+        return error(outcome.message, job_id=self._id)
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self._id} {self.state}>"
+
+
+class Pool:
+    """A pool of prewarmed child processes, supervised by ``fsm.core.SupervisorCore``.
+
+    Use it as ``async with Pool(PoolConfig(...)) as pool:``. Entering starts
+    ``num_idle`` children and returns once they are ready or ``start_timeout``
+    passed (the pool then runs, unavailable); leaving closes it, and returns
+    once every child is reaped (bounded by the core's deadlines), whether the
+    block ended normally, by an exception or by cancellation.
+
+    ``clock`` replaces the monotonic clock (tests use ``ManualClock``).
+    ``child_main`` replaces the child's entry point (fault injection in tests).
+    ``max_transitions`` bounds the transition history ``transitions()`` keeps.
+    """
+
+    def __init__(
+        self,
+        config: PoolConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        child_main: Callable[..., None] | None = None,
+        max_transitions: int = 100_000,
+    ) -> None:
+        if config is None:
+            config = PoolConfig()
+        if not isinstance(config, PoolConfig):
+            raise ConfigError(f"Pool needs a PoolConfig, got {type(config).__name__}")
+        self._config = config
+        self._init_payload = _pickle_initializer(config)
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        self._child_main = child_main if child_main is not None else child.main
+        self._core: SupervisorCore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: asyncio.Task[None] | None = None
+        self._closed = False
+        self._crash: BaseException | None = None
+        # Events waiting for the driver: (event class, fields but ``now``).
+        self._inbox: deque[tuple[type[ev.Event], dict[str, Any]]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._timer: TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._children: dict[int, ChildProcess] = {}
+        self._abandoned: list[ChildProcess] = []
+        self._handles: dict[int, JobHandle] = {}
+        self._payloads: dict[int, bytes] = {}
+        self._job_ids = itertools.count()
+        self._transitions: deque[TransitionRecord] = deque(maxlen=max_transitions)
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._available = False
+        self._availability_reason = "the pool was not started"
+        self._performers: dict[type[ev.Command], Callable[[Any], None]] = {
+            ev.Transitioned: self._do_transitioned,
+            ev.SendJob: self._do_send_job,
+            ev.SettleJob: self._do_settle,
+            ev.SendPing: self._do_ping,
+            ev.SpawnChild: self._do_spawn,
+            ev.SendInit: self._do_init,
+            ev.SendCancel: self._do_cancel,
+            ev.SendStop: self._do_stop,
+            ev.Kill: self._do_kill,
+            ev.SampleMemory: self._do_sample_memory,
+            ev.ReportAvailability: self._do_report_availability,
+            ev.Log: self._do_log,
+        }
+
+    # ------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------
+
+    @property
+    def config(self) -> PoolConfig:
+        return self._config
+
+    async def __aenter__(self) -> Pool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the pool; return once it left ``starting`` (bounded by ``start_timeout``)."""
+        if self._driver is not None:
+            raise WayoutError("this Pool was started already; a Pool starts once")
+        self._loop = asyncio.get_running_loop()
+        core = SupervisorCore(self._config, now=self._clock.now())
+        self._core = core
+        self._driver = self._loop.create_task(self._drive(), name="wayout-pool-driver")
+        self._post(ev.Start)
+        try:
+            await self._wait(lambda: core.pool_state != "starting")
+        except BaseException:
+            # Entering failed or was cancelled: __aexit__ will not run, so close here.
+            await self.close()
+            raise
+
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None
+    ) -> JobHandle:
+        """Queue ``fn(*args)`` to run in a child; ``timeout`` overrides ``job_timeout``.
+
+        Raises ``InvalidJob`` at once if the job cannot be sent to a child, and
+        ``PoolClosed`` if the pool is not running. Every other outcome comes
+        from awaiting the handle.
+        """
+        driver = self._driver
+        if driver is None or driver.done() or self._loop is None:
+            state = "not started" if driver is None else "closed"
+            raise PoolClosed(f"cannot submit {_name(fn)}: the pool is {state}")
+        if timeout is not None and (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        payload = self._pickle_job(fn, args)
+        job_id = next(self._job_ids)
+        handle = JobHandle(self, job_id, self._loop.create_future())
+        self._handles[job_id] = handle
+        self._payloads[job_id] = payload
+        self._post(ev.Submit, job=job_id, timeout=timeout)
+        return handle
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``fn(*args)`` in a child and return its value, or raise its typed error.
+
+        If the calling task is cancelled, the job is cancelled too.
+        """
+        handle = self.submit(fn, *args, timeout=timeout)
+        try:
+            return await handle
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+
+    def status(self) -> PoolStatus:
+        core = self._core
+        pids = {cid: proc.pid for cid, proc in self._children.items() if proc.pid is not None}
+        if core is None:
+            return PoolStatus(
+                state="unstarted", available=False, reason=self._availability_reason,
+                children={}, jobs={}, queued=0, warm_target=self._config.num_idle,
+                restart_budget=self._config.max_restarts, backoff_level=0, pids=pids,
+            )
+        st = core.status()
+        return PoolStatus(
+            state=st.pool_state,
+            available=st.available,
+            reason=st.reason,
+            children=dict(st.children),
+            jobs=dict(st.jobs),
+            queued=st.queued,
+            warm_target=st.warm_target,
+            restart_budget=st.restart_budget,
+            backoff_level=st.backoff_level,
+            pids=pids,
+        )
+
+    def transitions(self) -> list[TransitionRecord]:
+        """Every state change so far (the latest ``max_transitions``), oldest first."""
+        return list(self._transitions)
+
+    async def wait_for(
+        self, predicate: Callable[[PoolStatus], bool], timeout: float | None = None
+    ) -> PoolStatus:
+        """Wait until ``predicate(status)`` holds, checked after every supervisor step.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (real time), and
+        ``PoolClosed`` if the pool closes first without it holding.
+        """
+        async with asyncio.timeout(timeout):
+            await self._wait(lambda: predicate(self.status()))
+        return self.status()
+
+    async def drain(self) -> None:
+        """Accept no new job, let accepted ones finish (within ``drain_timeout``), then close."""
+        if self._driver is None:
+            return
+        self._post(ev.Drain)
+        await self._until_closed()
+
+    async def close(self) -> None:
+        """Settle every job, stop then kill every child; return once all are reaped."""
+        if self._driver is None:
+            return
+        self._post(ev.Close)
+        await self._until_closed()
+
+    # ------------------------------------------------------------------
+    # Feeding the driver
+    # ------------------------------------------------------------------
+
+    def _post(self, event: type[ev.Event], **fields: Any) -> None:
+        self._inbox.append((event, fields))
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def _job_state(self, job_id: int) -> str:
+        core = self._core
+        record = core.jobs.get(job_id) if core is not None else None
+        return "submitted" if record is None else record.state
+
+    async def _wait(self, predicate: Callable[[], bool]) -> None:
+        if predicate():
+            return
+        driver = self._driver
+        if driver is None or driver.done():
+            raise PoolClosed("the pool is not running")
+        assert self._loop is not None
+        future: asyncio.Future[None] = self._loop.create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await future
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+
+    def _check_waiters(self) -> None:
+        for predicate, future in self._waiters:
+            if not future.done() and predicate():
+                future.set_result(None)
+
+    async def _until_closed(self) -> None:
+        # Closing must finish even if our caller is cancelled meanwhile, or
+        # children would outlive the pool: keep waiting (the core's deadlines
+        # bound it), then re-raise the cancellation.
+        driver = self._driver
+        assert driver is not None
+        cancelled = False
+        while not driver.done():
+            try:
+                await asyncio.wait((driver,))
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        if self._crash is not None:
+            raise WayoutError(
+                f"the pool's supervisor loop failed ({type(self._crash).__name__}: "
+                f"{self._crash}); its children were killed"
+            ) from self._crash
+
+    # ------------------------------------------------------------------
+    # The driver
+    # ------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        assert self._core is not None and self._loop is not None
+        core = self._core
+        loop = self._loop
+        try:
+            while True:
+                self._run_due(core)
+                if self._closed:
+                    return
+                self._check_waiters()
+                if self._inbox:
+                    continue
+                self._arm_timer(core.next_deadline())
+                self._wakeup = loop.create_future()
+                try:
+                    await self._wakeup
+                finally:
+                    self._wakeup = None
+        except BaseException as exc:
+            self._crash = exc
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("wayout pool supervisor loop failed")
+            raise
+        finally:
+            self._finish()
+
+    def _run_due(self, core: SupervisorCore) -> None:
+        """Feed every due deadline and every queued event, until none is left."""
+        clock = self._clock
+        inbox = self._inbox
+        while True:
+            now = clock.now()
+            deadline = core.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._perform(core.handle(ev.DeadlineReached(now=now)))
+                after = core.next_deadline()
+                if after is not None and after <= now:
+                    # Feeding it again would spin forever without time passing.
+                    raise WayoutError(
+                        f"the core kept a deadline ({after}) at or before now ({now}) "
+                        "after DeadlineReached"
+                    )
+                continue
+            if not inbox:
+                return
+            for _ in range(len(inbox)):
+                event, fields = inbox.popleft()
+                self._perform(core.handle(event(now=clock.now(), **fields)))
+
+    def _arm_timer(self, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        # An earlier timer still armed is kept: it wakes us a little early and
+        # we re-arm then. Re-arming on every event would churn the loop's heap.
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._clock.call_at(deadline, self._wake)
+
+    def _perform(self, commands: list[ev.Command]) -> None:
+        performers = self._performers
+        for command in commands:
+            performers[type(command)](command)
+
+    def _finish(self) -> None:
+        """The driver is ending: nothing may be left running or open."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._closed:
+            self._kill_everything_now()
+        for proc in [*self._children.values(), *self._abandoned]:
+            proc.abandon()
+        self._children.clear()
+        self._abandoned.clear()
+        self._payloads.clear()
+        self._closed = True
+        for predicate, future in self._waiters:
+            if not future.done():
+                if predicate():
+                    future.set_result(None)
+                else:
+                    future.set_exception(PoolClosed("the pool closed"))
+
+    def _kill_everything_now(self) -> None:
+        # The driver stops before the core closed the pool (it was cancelled, or
+        # failed): no supervisor is left to bound these children, so they die
+        # now, and every caller still waiting learns the pool is gone.
+        procs = list(self._children.values())
+        if procs:
+            log.error("wayout pool stopped without closing: killing %d children", len(procs))
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            if not proc.kill_and_reap_now(self._config.kill_timeout):
+                log.error("child %d (pid %s) was not reaped after SIGKILL", proc.child_id,
+                          proc.pid)
+        cause = self._crash
+        why = "it was cancelled" if isinstance(cause, asyncio.CancelledError) or cause is None \
+            else f"{type(cause).__name__}: {cause}"
+        for job_id, handle in list(self._handles.items()):
+            if not handle._future.done():
+                handle._future.set_result(ev.Outcome(
+                    state="failed", error=PoolClosed,
+                    message=f"job {job_id} did not finish: the pool's supervisor loop "
+                            f"stopped ({why})",
+                ))
+        self._handles.clear()
+
+    # ------------------------------------------------------------------
+    # Events from children
+    # ------------------------------------------------------------------
+
+    def _on_child_message(self, child_id: int, message: object) -> None:
+        post = self._post
+        if isinstance(message, protocol.Pong):
+            post(ev.Pong, child=child_id)
+        elif isinstance(message, protocol.JobAck):
+            post(ev.JobAck, child=child_id, job=message.job)
+        elif isinstance(message, protocol.JobDone):
+            post(ev.JobDone, child=child_id, job=message.job, result=message.result)
+        elif isinstance(message, protocol.JobError):
+            post(ev.JobError, child=child_id, job=message.job, error_type=message.error_type,
+                 message=message.message, traceback=message.traceback)
+        elif isinstance(message, protocol.CancelAck):
+            post(ev.CancelAck, child=child_id, job=message.job)
+        elif isinstance(message, protocol.Hello):
+            post(ev.Hello, child=child_id)
+        elif isinstance(message, protocol.Ready):
+            post(ev.Ready, child=child_id)
+        elif isinstance(message, protocol.InitError):
+            post(ev.InitError, child=child_id, reason=message.reason)
+        else:  # the decoder admits only the types above
+            post(ev.BadMessage, child=child_id, reason=f"unexpected {type(message).__name__}")
+
+    def _on_bad_stream(self, child_id: int, reason: str) -> None:
+        self._post(ev.BadMessage, child=child_id, reason=reason)
+
+    def _on_child_exit(self, child_id: int, code: int | None) -> None:
+        self._children.pop(child_id, None)
+        self._post(ev.ChildExited, child=child_id, code=code)
+
+    # ------------------------------------------------------------------
+    # Commands
+    # ------------------------------------------------------------------
+
+    def _do_spawn(self, command: ev.SpawnChild) -> None:
+        proc = ChildProcess(
+            command.child,
+            start_method=self._config.start_method,
+            target=self._child_main,
+            max_message_bytes=self._config.max_message_bytes,
+            on_message=self._on_child_message,
+            on_bad_stream=self._on_bad_stream,
+            on_exit=self._on_child_exit,
+        )
+        try:
+            pid = proc.start()
+        except Exception as exc:
+            log.error("could not start child %d: %s: %s", command.child, type(exc).__name__, exc,
+                      extra={"child_id": command.child})
+            self._post(ev.ChildExited, child=command.child, code=None)
+            return
+        self._children[command.child] = proc
+        self._post(ev.Spawned, child=command.child, pid=pid)
+
+    def _do_init(self, command: ev.SendInit) -> None:
+        proc = self._children.get(command.child)
+        if proc is not None:
+            proc.send(protocol.Init(self._init_payload))
+
+    def _do_send_job(self, command: ev.SendJob) -> None:
+        proc = self._children.get(command.child)
+        if proc is not None:
+            proc.send(protocol.Job(command.job, self._payloads[command.job]))
+
+    def _do_ping(self, command: ev.SendPing) -> None:
+        proc = self._children.get(command.child)
+        if proc is not None:
+            proc.send(protocol.Ping())
+
+    def _do_cancel(self, command: ev.SendCancel) -> None:
+        proc = self._children.get(command.child)
+        if proc is not None:
+            proc.send(protocol.Cancel(command.job))
+
+    def _do_stop(self, command: ev.SendStop) -> None:
+        proc = self._children.get(command.child)
+        if proc is not None:
+            proc.send(protocol.Stop())
+
+    def _do_kill(self, command: ev.Kill) -> None:
+        proc = self._children.get(command.child)
+        if proc is not None:
+            log.debug("killing child %d (pid %s): %s", command.child, proc.pid, command.reason,
+                      extra={"child_id": command.child, "pid": proc.pid})
+            proc.kill()
+
+    def _do_sample_memory(self, command: ev.SampleMemory) -> None:
+        for child_id in command.children:
+            proc = self._children.get(child_id)
+            mb = proc.memory_mb() if proc is not None else None
+            if mb is not None:
+                self._post(ev.MemorySample, child=child_id, mb=mb)
+
+    def _do_settle(self, command: ev.SettleJob) -> None:
+        self._payloads.pop(command.job, None)
+        handle = self._handles.pop(command.job, None)
+        if handle is not None and not handle._future.done():
+            handle._future.set_result(command.outcome)
+
+    def _do_report_availability(self, command: ev.ReportAvailability) -> None:
+        self._available = command.available
+        self._availability_reason = command.reason
+        log.info("pool %s: %s", "available" if command.available else "unavailable",
+                 command.reason)
+
+    def _do_log(self, command: ev.Log) -> None:
+        proc = self._children.get(command.child) if command.child is not None else None
+        log.log(
+            _LOG_LEVELS.get(command.level, logging.WARNING),
+            command.message,
+            extra={
+                "child_id": command.child,
+                "job_id": command.job,
+                "pid": proc.pid if proc is not None else None,
+            },
+        )
+
+    def _do_transitioned(self, command: ev.Transitioned) -> None:
+        self._transitions.append(TransitionRecord(
+            command.kind, command.ident, command.source, command.event, command.dest, command.now,
+        ))
+        if command.kind == "pool" and command.dest == "closed":
+            self._closed = True
+        elif command.kind == "child" and command.dest == "abandoned":
+            proc = self._children.pop(command.ident, None)
+            if proc is not None:
+                # Not reaped after SIGKILL (uninterruptible sleep): keep watching it
+                # so that a late reap still frees its descriptors.
+                self._abandoned.append(proc)
+
+    # ------------------------------------------------------------------
+    # Payloads
+    # ------------------------------------------------------------------
+
+    def _pickle_job(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
+        if not callable(fn):
+            raise InvalidJob(f"cannot submit {fn!r}: it is not callable")
+        try:
+            payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise InvalidJob(
+                f"cannot submit {_name(fn)}: the function or its arguments cannot be pickled "
+                f"({type(exc).__name__}: {exc}); submit a module-level function and picklable "
+                "arguments"
+            ) from exc
+        limit = self._config.max_message_bytes
+        if len(payload) + protocol.ENVELOPE_BYTES > limit:
+            raise InvalidJob(
+                f"cannot submit {_name(fn)}: it pickles to {len(payload)} bytes, more than "
+                f"max_message_bytes={limit}; pass less data (or a path to it) or raise the limit"
+            )
+        return payload
+
+
+def _pickle_initializer(config: PoolConfig) -> bytes | None:
+    if config.initializer is None:
+        return None
+    try:
+        payload = pickle.dumps((config.initializer, config.initargs),
+                               protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise ConfigError(
+            f"PoolConfig.initializer={config.initializer!r} or its initargs cannot be pickled "
+            f"({type(exc).__name__}: {exc}); use a module-level function and picklable initargs"
+        ) from exc
+    if len(payload) + protocol.ENVELOPE_BYTES > config.max_message_bytes:
+        raise ConfigError(
+            f"PoolConfig.initializer and initargs pickle to {len(payload)} bytes, more than "
+            f"max_message_bytes={config.max_message_bytes}"
+        )
+    return payload
+
+
+def _name(fn: object) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)

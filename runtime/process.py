@@ -1,0 +1,322 @@
+"""One child OS process as the parent sees it: start, talk, kill, reap.
+
+Everything here is driven by the event loop, with no thread per child and no
+polling:
+
+* the control socket (one end of a ``socketpair``; the child holds the other)
+  is non-blocking and registered with ``loop.add_reader``; outgoing frames go
+  out at once, and only what the kernel would not take is buffered and flushed
+  by ``loop.add_writer``;
+* death is an event too. Under fork and spawn the parent is the real parent
+  and watches a pidfd, which turns readable exactly when the process became a
+  zombie, so the reap (``waitpid``) that follows never blocks. Under
+  forkserver the forkserver is the real parent: it reaps the child and writes
+  the exit status to the process sentinel, which the parent watches instead.
+* kill is SIGKILL through the pidfd, so it can never hit a recycled pid.
+
+This module reports what happened (messages, a bad stream, the exit code)
+through callbacks and decides nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable
+from multiprocessing.context import BaseContext
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+
+from runtime import protocol
+
+_RECV_BYTES = 1 << 18
+
+#: Parent-side descriptors of every live child in this process. A child made
+#: by fork inherits all of them and closes them first thing (see
+#: ``runtime.child.main``); otherwise it would keep its siblings' sockets open.
+_PARENT_FDS: set[int] = set()
+
+OnMessage = Callable[[int, object], None]
+OnBadStream = Callable[[int, str], None]
+OnExit = Callable[[int, "int | None"], None]
+
+
+class ChildProcess:
+    """The parent's side of one child: its process, pidfd and control socket."""
+
+    def __init__(
+        self,
+        child_id: int,
+        *,
+        start_method: str,
+        target: Callable[..., None],
+        max_message_bytes: int,
+        on_message: OnMessage,
+        on_bad_stream: OnBadStream,
+        on_exit: OnExit,
+    ) -> None:
+        self.child_id = child_id
+        self.pid: int | None = None
+        self.exit_code: int | None = None
+        self._start_method = start_method
+        self._context: BaseContext = multiprocessing.get_context(start_method)
+        self._target = target
+        self._max = max_message_bytes
+        self._on_message = on_message
+        self._on_bad_stream = on_bad_stream
+        self._on_exit = on_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._process: Any = None  # multiprocessing's BaseProcess
+        self._sock: socket.socket | None = None
+        self._pidfd: int | None = None
+        self._death_fd: int | None = None
+        self._reader = protocol.child_reader(max_message_bytes)
+        self._outgoing = bytearray()
+        self._reading = False
+        self._writing = False
+        self._watching_death = False
+        self._reaped = False
+        self._released = False
+
+    # --- start ---------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Start the process and watch it; return its pid. Raises if it could not start."""
+        self._loop = asyncio.get_running_loop()
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            inherited: tuple[int, ...] = ()
+            if self._start_method == "fork":
+                inherited = (parent_sock.fileno(), *sorted(_PARENT_FDS))
+            process = self._context.Process(  # type: ignore[attr-defined]
+                target=self._target,
+                args=(child_sock, self.child_id, self._max, inherited),
+                name=f"wayout-child-{self.child_id}",
+                # Not daemonic: a daemonic process may not start processes of its own,
+                # and user jobs may need to.
+                daemon=False,
+            )
+            process.start()
+        except BaseException:
+            parent_sock.close()
+            child_sock.close()
+            raise
+        child_sock.close()
+        self._process = process
+        self.pid = process.pid
+        assert self.pid is not None
+        parent_sock.setblocking(False)
+        self._sock = parent_sock
+        _PARENT_FDS.add(parent_sock.fileno())
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self._pidfd = None  # already gone and reaped: the sentinel still reports it
+        else:
+            _PARENT_FDS.add(self._pidfd)
+        if self._start_method == "forkserver" or self._pidfd is None:
+            self._death_fd = process.sentinel
+        else:
+            self._death_fd = self._pidfd
+        self._loop.add_reader(parent_sock.fileno(), self._on_readable)
+        self._reading = True
+        self._loop.add_reader(self._death_fd, self._on_death)
+        self._watching_death = True
+        return self.pid
+
+    # --- sending -------------------------------------------------------------------
+
+    def send(self, message: protocol.ToChild) -> None:
+        """Queue one message; it is written as soon as the socket takes it.
+
+        A child that is gone makes the write fail; that is not reported here:
+        its exit is, through the death watch.
+        """
+        sock = self._sock
+        if sock is None or self._reaped:
+            return
+        frame = protocol.encode(message)
+        if self._outgoing:
+            self._outgoing += frame
+            return
+        try:
+            sent = sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return
+        if sent < len(frame):
+            self._outgoing += frame[sent:]
+            assert self._loop is not None
+            self._loop.add_writer(sock.fileno(), self._on_writable)
+            self._writing = True
+
+    def _on_writable(self) -> None:
+        sock = self._sock
+        assert sock is not None and self._loop is not None
+        try:
+            sent = sock.send(self._outgoing)
+        except BlockingIOError:
+            return
+        except OSError:
+            sent = len(self._outgoing)  # the child is gone: drop what it will never read
+        del self._outgoing[:sent]
+        if not self._outgoing:
+            self._loop.remove_writer(sock.fileno())
+            self._writing = False
+
+    # --- receiving -----------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        self._receive(once=True)
+
+    def _receive(self, *, once: bool) -> None:
+        """Read what the child sent; with ``once`` False, everything until EAGAIN or EOF."""
+        sock = self._sock
+        while self._reading and sock is not None:
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                # EOF: the child closed its end (it is exiting). Its exit is
+                # reported by the death watch; there is nothing more to read.
+                self._stop_reading()
+                return
+            try:
+                for message in self._reader.feed(data):
+                    self._on_message(self.child_id, message)
+            except protocol.ProtocolError as exc:
+                self._stop_reading()
+                self._on_bad_stream(self.child_id, str(exc))
+                return
+            if once:
+                return
+
+    def _stop_watching_death(self) -> None:
+        if self._watching_death:
+            self._watching_death = False
+            if self._loop is not None and self._death_fd is not None:
+                self._loop.remove_reader(self._death_fd)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            if self._sock is not None and self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+
+    # --- death ---------------------------------------------------------------------
+
+    def _on_death(self) -> None:
+        self._stop_watching_death()
+        # What the child wrote before it died was written before it died: read
+        # it all first, so that its last report is seen before its exit.
+        self._receive(once=False)
+        self._reap()
+
+    def _reap(self) -> None:
+        process = self._process
+        # Under fork/spawn the pidfd says the process is a zombie: waitpid will
+        # not block. Under forkserver the sentinel holds the status already.
+        process.join(0)
+        code = process.exitcode
+        self._reaped = True
+        self.exit_code = code
+        self._release()
+        self._on_exit(self.child_id, code)
+
+    def kill(self) -> None:
+        """SIGKILL the process (never a recycled pid: the signal goes through the pidfd)."""
+        if self._reaped or self._process is None:
+            return
+        try:
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            else:
+                self._process.kill()
+        except ProcessLookupError:
+            pass  # already dead; the death watch reports it
+
+    def memory_mb(self) -> float | None:
+        """PSS (else RSS) in MiB, or None if the process is gone."""
+        if self.pid is None or self._reaped:
+            return None
+        try:
+            info = psutil.Process(self.pid).memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return None
+        value = getattr(info, "pss", None) or info.rss
+        return float(value) / (1024 * 1024)
+
+    # --- cleanup ---------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """The process was started and not reaped yet."""
+        return self._process is not None and not self._reaped
+
+    def _release(self) -> None:
+        """Stop watching and close every descriptor we hold for this child."""
+        if self._released:
+            return
+        self._released = True
+        self._stop_reading()
+        self._stop_watching_death()
+        loop = self._loop
+        sock = self._sock
+        if sock is not None:
+            if self._writing and loop is not None:
+                loop.remove_writer(sock.fileno())
+                self._writing = False
+            _PARENT_FDS.discard(sock.fileno())
+            sock.close()
+            self._sock = None
+        self._outgoing.clear()
+        if self._pidfd is not None:
+            _PARENT_FDS.discard(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._reaped:
+            # Closes the sentinel; a process that was never reaped keeps it (and
+            # multiprocessing keeps the zombie's record) so that nothing lies.
+            self._process.close()
+
+    def abandon(self) -> None:
+        """Forget a process that was not reaped after SIGKILL: close our descriptors."""
+        self._release()
+
+    def kill_and_reap_now(self, timeout: float) -> bool:
+        """SIGKILL the process and wait for its reap, blocking at most ``timeout``.
+
+        The last resort when nothing supervises this child any more (the
+        supervisor loop was cancelled before the pool closed). True if reaped.
+        """
+        if self._process is None or self._reaped:
+            return True
+        self._stop_watching_death()
+        self.kill()
+        fd = self._death_fd
+        assert fd is not None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        ready = False
+        while not ready:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready = bool(poller.poll(max(1, int(left * 1000))))
+        if ready:
+            self._process.join(0)
+            self._reaped = True
+            self.exit_code = self._process.exitcode
+        self._release()
+        return self._reaped
