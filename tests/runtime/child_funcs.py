@@ -1,0 +1,188 @@
+"""Functions the tests run inside child processes.
+
+They live in their own module so that every start method can import them by
+name in the child (spawn and forkserver children unpickle ``child_funcs.add``
+by importing this module; the test directory is on their ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from runtime import child
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+def boom(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+def exit_job(code: int = 3) -> None:
+    raise SystemExit(code)
+
+
+def die(code: int = 1) -> None:
+    os._exit(code)
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+async def async_sleep(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+def sleep_ignoring_cancel(seconds: float) -> float:
+    """A job that swallows the cancellation and keeps going."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            time.sleep(max(0.0, end - time.monotonic()))
+        except BaseException:  # ignoring the cancellation is the point
+            pass
+    return seconds
+
+
+def unpicklable_result() -> Any:
+    return threading.Lock()
+
+
+def big_result(size: int) -> bytes:
+    return b"x" * size
+
+
+def echo(value: Any) -> Any:
+    return value
+
+
+# --- initializers ----------------------------------------------------------------
+
+
+def init_ok() -> None:
+    os.environ["WAYOUT_TEST_INIT"] = "done"
+
+
+async def async_init() -> None:
+    await asyncio.sleep(0)
+    os.environ["WAYOUT_TEST_INIT"] = "async"
+
+
+def read_init_marker() -> str:
+    return os.environ.get("WAYOUT_TEST_INIT", "")
+
+
+def _first(token_dir: str) -> bool:
+    """True in exactly one process: the first to create the token file."""
+    try:
+        fd = os.open(Path(token_dir) / "token", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def init_raises_once(token_dir: str) -> None:
+    if _first(token_dir):
+        raise RuntimeError("initializer failed on purpose")
+
+
+def init_raises_always() -> None:
+    raise RuntimeError("initializer always fails")
+
+
+def init_system_exit_once(token_dir: str) -> None:
+    if _first(token_dir):
+        raise SystemExit(4)
+
+
+def init_exits_once(token_dir: str) -> None:
+    if _first(token_dir):
+        os._exit(5)
+
+
+def init_hangs_once(token_dir: str) -> None:
+    if _first(token_dir):
+        time.sleep(3600)
+
+
+def init_hangs_always() -> None:
+    time.sleep(3600)
+
+
+def init_blocks_exit() -> None:
+    """A non-daemon thread that never ends: the child cannot exit gracefully."""
+    threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()
+
+
+def init_ignores_cancel_signal() -> None:
+    signal.signal(child.CANCEL_SIGNAL, signal.SIG_IGN)
+
+
+# --- child entry points for fault injection ----------------------------------------
+
+
+def main_dies_before_hello_once(
+    sock: socket.socket, child_id: int, max_message_bytes: int, inherited_fds: tuple[int, ...]
+) -> None:
+    """Child 0 dies before its hello; the others behave."""
+    if child_id == 0:
+        os._exit(7)
+    child.main(sock, child_id, max_message_bytes, inherited_fds)
+
+
+def main_hangs_before_hello(
+    sock: socket.socket, child_id: int, max_message_bytes: int, inherited_fds: tuple[int, ...]
+) -> None:
+    time.sleep(3600)
+
+
+def main_sends_garbage(
+    sock: socket.socket, child_id: int, max_message_bytes: int, inherited_fds: tuple[int, ...]
+) -> None:
+    """Child 0 sends a frame that is not a message; the others behave."""
+    if child_id == 0:
+        sock.sendall(b"\x00\x00\x00\x03abc")
+        time.sleep(3600)
+    child.main(sock, child_id, max_message_bytes, inherited_fds)
+
+
+def main_sends_oversized(
+    sock: socket.socket, child_id: int, max_message_bytes: int, inherited_fds: tuple[int, ...]
+) -> None:
+    """Child 0 announces a frame larger than the cap; the others behave."""
+    if child_id == 0:
+        sock.sendall((max_message_bytes + 1).to_bytes(4, "big"))
+        time.sleep(3600)
+    child.main(sock, child_id, max_message_bytes, inherited_fds)
+
+
+def main_floods_then_dies(
+    sock: socket.socket, child_id: int, max_message_bytes: int, inherited_fds: tuple[int, ...]
+) -> None:
+    """Sends a burst of messages and dies at once: none may be lost or come after the exit."""
+    from runtime import protocol
+
+    sock.sendall(b"".join(protocol.encode(protocol.JobAck(i)) for i in range(1000)))
+    os._exit(0)
