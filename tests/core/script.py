@@ -123,7 +123,8 @@ def state(pool: str, children: dict[str, int] | None = None, jobs: dict[str, int
     }
 
 
-def check_invariants(core: SupervisorCore, settled: Iterable[int] = ()) -> None:
+def check_invariants(core: SupervisorCore, settled: Iterable[int] = (), *,
+                     hot_loop: bool = True) -> None:
     """What must hold in every state the core can reach."""
     cfg = core.config
     child_final = {s.name for s in CHILD.states if s.final}
@@ -155,6 +156,12 @@ def check_invariants(core: SupervisorCore, settled: Iterable[int] = ()) -> None:
         assert jid not in core.jobs, f"job {jid} was settled but is still live"
     if core.pool_state == "closed":
         assert not core.children and not core.jobs
+    if hot_loop:
+        # No spawn -> fail -> spawn cycle without time passing: at one instant at most
+        # the failures that trip restart intensity, plus the children already in flight.
+        at_once = core.failures.count(core.now)
+        assert at_once <= cfg.max_restarts + 1 + cfg.max_children, (
+            f"{at_once} child failures at t={core.now}: a hot respawn loop")
     if core.pool_state not in ("closed",):
         assert core.next_deadline() is not None
 
@@ -162,11 +169,14 @@ def check_invariants(core: SupervisorCore, settled: Iterable[int] = ()) -> None:
 class Script:
     """Feed events to one core, keep everything it said, check invariants at each step."""
 
-    def __init__(self, config: PoolConfig = CFG, *, now: float = 0.0, start: bool = True) -> None:
+    def __init__(self, config: PoolConfig = CFG, *, now: float = 0.0, start: bool = True,
+                 hot_loop: bool = True) -> None:
+        self.hot_loop = hot_loop
         self.core = SupervisorCore(config, now=now)
         self.config = config
         self.commands: list[ev.Command] = []
         self.outcomes: dict[int, ev.Outcome] = {}
+        self.reported: bool | None = None
         self.started: list[ev.Command] = []
         if start:
             self.started = self(ev.Start(now))
@@ -184,7 +194,13 @@ class Script:
             if isinstance(c, ev.SettleJob):
                 assert c.job not in self.outcomes, f"job {c.job} settled twice: {c.outcome}"
                 self.outcomes[c.job] = c.outcome
-        check_invariants(self.core, self.outcomes)
+            elif isinstance(c, ev.ReportAvailability):
+                # Reported only when it changes, and then it is the truth.
+                assert c.available != self.reported, f"availability reported twice: {c}"
+                self.reported = c.available
+        if self.reported is not None:
+            assert self.reported == self.core.available, "availability changed unreported"
+        check_invariants(self.core, self.outcomes, hot_loop=self.hot_loop)
         return [c for c in out if isinstance(c, keep)]
 
     def feed(self, *events: ev.Event) -> list[ev.Command]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fsm import events as ev
 from fsm.errors import NoCapacity
 
@@ -148,3 +150,23 @@ def test_spawns_per_unit_of_time_are_bounded_when_every_spawn_fails() -> None:
     # Four spawns per back-off; back-offs of 1, 2, 4 then 8 s: about 4 per 8 s.
     assert spawns <= 4 * (4 + 120 // 8) + 1
     assert spawns >= 4 * 4
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: a draining pool respawns for queued jobs "
+                   "without restart intensity: a hot spawn->fail->spawn loop at one instant")
+def test_draining_respawns_within_restart_intensity() -> None:
+    config = cfg(max_children=1)  # max_restarts=3
+    s = Script(config, hot_loop=False)
+    s(ev.Submit(0.0, 1))
+    s(ev.Drain(0.0))
+    # Every spawn fails at once, at the same instant.
+    for _ in range(50):
+        if not s.core.children:
+            break
+        fail_current_spawn(s)
+    assert len(s.of(ev.SpawnChild)) <= config.max_restarts + 1
+    # The job still gets its outcome at its own deadline, and the pool closes.
+    s.until(30.0)
+    assert s.outcomes == {
+        1: settle(1, "failed", NoCapacity, "job 1 waited queue_timeout=20s").outcome}
+    assert s.core.pool_state == "closed"
