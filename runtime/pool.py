@@ -182,7 +182,7 @@ class Pool:
         *,
         clock: Clock | None = None,
         child_main: Callable[..., None] | None = None,
-        max_transitions: int = 100_000,
+        max_transitions: int = 10_000,
     ) -> None:
         if config is None:
             config = PoolConfig()

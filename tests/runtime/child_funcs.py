@@ -55,13 +55,10 @@ async def async_sleep(seconds: float) -> float:
 
 
 def sleep_ignoring_cancel(seconds: float) -> float:
-    """A job that swallows the cancellation and keeps going."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            time.sleep(max(0.0, end - time.monotonic()))
-        except BaseException:  # ignoring the cancellation is the point
-            pass
+    """A job that cannot be interrupted: it blocks the cancel signal, and leaves
+    it blocked (restoring it would deliver the pending cancel right here)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {child.CANCEL_SIGNAL})
+    time.sleep(seconds)
     return seconds
 
 
@@ -134,10 +131,6 @@ def init_hangs_always() -> None:
 def init_blocks_exit() -> None:
     """A non-daemon thread that never ends: the child cannot exit gracefully."""
     threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()
-
-
-def init_ignores_cancel_signal() -> None:
-    signal.signal(child.CANCEL_SIGNAL, signal.SIG_IGN)
 
 
 # --- child entry points for fault injection ----------------------------------------
