@@ -214,12 +214,18 @@ def test_pong_renews_the_ready_deadline() -> None:
     s = at_ready()
     assert s.core.children[0].deadline == 100.2
     assert s.at_deadline() == [ev.SendPing(0)]
+    silent = s.core.clone()
     assert s(ev.Pong(40.1, 0)) == []
     assert s.core.children[0].deadline == 140.1
+    # Without the pong, the next wake-up after the heartbeat at 80 is the kill at 100.2.
+    silent.handle(ev.DeadlineReached(80.0))
+    assert silent.next_deadline() == 100.2
     assert s.at_deadline() == [ev.SendPing(0)]
     assert s.now == 80.0
     assert s.at_deadline() == [ev.SendPing(0)]
     assert s.now == 120.0
+    # Between heartbeats the earliest deadline is the child's renewed one.
+    assert s.core.next_deadline() == 140.1
     # No pong since 40.1: killed at 140.1, not at 100.2.
     assert s.at_deadline() == [ev.Kill(0, Has("ping_timeout")), ev.ReportAvailability(False, ANY)]
     assert s.now == 140.1
