@@ -440,11 +440,14 @@ class Pool:
                     await self._wakeup
                 finally:
                     self._wakeup = None
-        except BaseException as exc:
+        except asyncio.CancelledError as exc:
             self._crash = exc
-            if not isinstance(exc, asyncio.CancelledError):
-                log.exception("wayout pool supervisor loop failed")
             raise
+        except Exception as exc:
+            # Reported here and by close(); not re-raised, so that the task's
+            # exception is not "never retrieved" when nobody closes the pool.
+            self._crash = exc
+            log.exception("wayout pool supervisor loop failed")
         finally:
             self._finish()
 

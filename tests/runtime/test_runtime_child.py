@@ -17,6 +17,8 @@ from runtime_support import METHODS
 
 from runtime import child, protocol
 
+pytestmark = pytest.mark.timeout(30)
+
 CAP = 1 << 20
 
 

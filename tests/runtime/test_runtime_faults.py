@@ -160,6 +160,10 @@ async def test_idle_child_sigkilled_and_a_job_submitted_at_once_runs_elsewhere(
             os.kill(pid, signal.SIGKILL)
             ran_on = await within(20, pool.run(cf.pid))
             assert ran_on != pid
+        # The submit was handled before the death was seen, so the job really was
+        # sent to the dead child first, and came back because it was never acked.
+        requeued = [t for t in pool.transitions() if t.kind == "job" and t.event == "requeue"]
+        assert requeued
 
 
 @pytest.mark.parametrize("method", METHODS)

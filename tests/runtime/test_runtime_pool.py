@@ -11,6 +11,8 @@ import child_funcs as cf
 import pytest
 from runtime_support import METHODS, cfg, live_descendants, pool_test, run_checked, within
 
+from fsm import events as ev
+from fsm.core import SupervisorCore
 from fsm.errors import ConfigError
 from runtime import JobHandle, Pool, PoolConfig, PoolStatus
 from runtime.clock import ManualClock
@@ -279,7 +281,8 @@ async def test_a_manual_clock_drives_every_deadline() -> None:
         job = pool.submit(cf.sleep, 30)
         await within(10, pool.wait_for(lambda st: st.jobs["running"] == 1))
         clock.advance(4.9)
-        await asyncio.sleep(0.2)  # real time passes; the pool's time does not
+        # A whole job round trip on the other child: the driver has seen time 104.9.
+        assert await within(10, pool.run(cf.add, 1, 1)) == 2
         assert job.state == "running"
         clock.advance(0.2)
         with pytest.raises(JobTimeout):
@@ -296,3 +299,28 @@ async def test_a_thousand_jobs_return_their_values() -> None:
         assert values == [i + 1 for i in range(1000)]
         handles: list[Any] = [pool.submit(cf.add, i, 0) for i in range(200)]
         assert [await h for h in handles] == list(range(200))
+
+
+class _CoreThatFailsOnAck(SupervisorCore):
+    def handle(self, event: ev.Event) -> list[ev.Command]:
+        if isinstance(event, ev.JobAck):
+            raise RuntimeError("a bug in the core")
+        return super().handle(event)
+
+
+@pytest.mark.timeout(30)
+@pool_test
+async def test_a_failing_supervisor_loop_kills_its_children_and_fails_its_jobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("runtime.pool.SupervisorCore", _CoreThatFailsOnAck)
+    pool = Pool(cfg("fork", num_idle=2, max_children=2))
+    await pool.start()
+    job = pool.submit(cf.sleep, 30)
+    with pytest.raises(PoolClosed, match="a bug in the core"):
+        await within(10, job)
+    assert pool.status().pids == {}
+    with pytest.raises(WayoutError, match="supervisor loop failed"):
+        await pool.close()
+    with pytest.raises(PoolClosed):
+        pool.submit(cf.add, 1, 2)

@@ -16,6 +16,8 @@ from runtime_support import METHODS, pool_test, within
 from runtime import child, protocol
 from runtime.process import ChildProcess
 
+pytestmark = pytest.mark.timeout(30)
+
 
 class Watched:
     """A ChildProcess whose callbacks land in one queue, in order."""
