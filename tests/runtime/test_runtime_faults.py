@@ -307,3 +307,28 @@ async def test_thousands_of_calls_with_faults_under_every_start_method(method: s
         # Few enough in flight that every job finds a child before queue_timeout.
         assert "NoCapacity" not in tally
         assert tally["value"] > 2500
+
+
+@pool_test
+async def test_a_stopped_child_misses_its_pongs_and_is_killed() -> None:
+    config = cfg("fork", num_idle=2, max_children=3, ping_interval=0.1, ping_timeout=0.5)
+    async with Pool(config) as pool:
+        victim, pid = next(iter(pool.status().pids.items()))
+        os.kill(pid, signal.SIGSTOP)
+        await within(5, pool.wait_for(lambda st: pid not in st.pids.values()))
+        assert transitions_of(pool, "child", victim)[-2:] == [
+            ("ready", "timeout", "failed"), ("failed", "exit", "killed")]
+        assert await pool.run(cf.add, 1, 2) == 3
+
+
+@pool_test
+async def test_memory_over_the_limit_gets_the_child_killed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Sampled from spawn on: the child may be killed before it is even ready.
+    config = cfg("fork", num_idle=1, max_children=1, ping_interval=0.1, memory_limit_mb=1.0,
+                 start_timeout=0.5)
+    async with Pool(config) as pool:
+        await within(10, pool.wait_for(lambda st: any(
+            t.kind == "child" and t.event == "kill" for t in pool.transitions())))
+    assert "over memory_limit_mb=1" in caplog.text
