@@ -558,7 +558,10 @@ class SupervisorCore:
             target = len(self.queue)
         else:
             target = 0
-        if target:
+        # Past the restart intensity no state spawns (a draining pool cannot back
+        # off, but it must not respawn in a hot loop either): spawning resumes
+        # when old failures leave the window, or after the back-off.
+        if target and len(self.failures) <= cfg.max_restarts:
             supply = sum(1 for c in self.children.values() if c.state in _SUPPLY)
             room = cfg.max_children - len(self.children)
             for _ in range(min(room, target - supply)):

@@ -84,7 +84,7 @@ def breaches(core: SupervisorCore, child: int, now: float) -> list[ev.Event]:
 # The walk also checks that no spawn -> fail -> spawn cycle runs without time
 # passing. Off until the core bug that test_restart_intensity's
 # test_draining_respawns_within_restart_intensity shows is fixed.
-HOT_LOOP_CHECKED = False
+HOT_LOOP_CHECKED = True
 
 KINDS = ["protocol"] * 7 + ["breach", "breach", "deadline", "deadline", "deadline", "user",
                             "user"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from fsm import events as ev
 from fsm.errors import NoCapacity
 
@@ -152,8 +150,6 @@ def test_spawns_per_unit_of_time_are_bounded_when_every_spawn_fails() -> None:
     assert spawns >= 4 * 4
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a draining pool respawns for queued jobs "
-                   "without restart intensity: a hot spawn->fail->spawn loop at one instant")
 def test_draining_respawns_within_restart_intensity() -> None:
     config = cfg(max_children=1)  # max_restarts=3
     s = Script(config, hot_loop=False)
