@@ -82,8 +82,7 @@ def breaches(core: SupervisorCore, child: int, now: float) -> list[ev.Event]:
 
 
 # The walk also checks that no spawn -> fail -> spawn cycle runs without time
-# passing. Off until the core bug that test_restart_intensity's
-# test_draining_respawns_within_restart_intensity shows is fixed.
+# passing (it found the draining hot loop that test_restart_intensity pins).
 HOT_LOOP_CHECKED = True
 
 KINDS = ["protocol"] * 7 + ["breach", "breach", "deadline", "deadline", "deadline", "user",
