@@ -33,12 +33,18 @@ S = TypeVar("S")
 
 
 class Step(NamedTuple, Generic[S]):
-    """One event the world (or the design itself) may produce in a state."""
+    """One event the world (or the design itself) may produce in a state.
+
+    ``broken`` lists safety invariants of the *step itself* that it breaks
+    (e.g. "a job was settled twice", "the core raised"): properties of what
+    happened rather than of where the system ended up.
+    """
 
     label: str
     state: S
     time_passed: bool = False
     spawns: int = 0
+    broken: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

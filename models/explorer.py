@@ -222,7 +222,10 @@ class _Graph:
         ]
         self.when_flags: list[bytearray] = [bytearray() for _ in self.goals]
         self.reach_flags: list[bytearray] = [bytearray() for _ in self.goals]
+        # The first safety violation: a state (its id), or a step (source id,
+        # destination id, label), with the invariants broken.
         self.first_broken: int | None = None
+        self.first_broken_step: tuple[int, int, str] | None = None
         self.first_broken_why: tuple[str, ...] = ()
         self.crash: dict[int, str] = {}
         self._preds: list[list[int]] | None = None
@@ -297,6 +300,10 @@ class _Graph:
                     nid = add(nxt, key, sid)
                     frontier.append((nid, nxt))
                 transitions += 1
+                if step[4] and self.first_broken is None:
+                    self.first_broken = sid
+                    self.first_broken_step = (sid, nid, step[0])
+                    self.first_broken_why = tuple(step[4])
                 timed = step[2]
                 spawns = step[3]
                 if nid != sid:
@@ -314,10 +321,16 @@ class _Graph:
         assert self.first_broken is not None
         sid = self.first_broken
         why = self.first_broken_why
-        trace = self._trace(self._path_to(sid), [], failing_last=True)
+        path = self._path_to(sid)
+        constraints: list[Callable[[Step[Any]], bool]] = []
+        if self.first_broken_step is not None:
+            _, nid, label = self.first_broken_step
+            path.append(nid)
+            constraints.append(lambda step: step.label == label)
+        trace = self._trace(path, constraints, failing_last=True)
         return Violation(
             SAFETY,
-            f"{why[0]} (after {self.depth[sid]} steps)",
+            f"{why[0]} (after {len(path) - 1} steps)",
             trace,
             detail=why[1:],
         )
@@ -377,13 +390,14 @@ class _Graph:
         cycle = [u, *self._zero_time_path(v, u, comp, adj)]
         prefix = self._path_to(u)
         # Constraints for the loop edges: the first must spawn, all must take no time.
-        loop_edges = [(True, True)] + [(True, False)] * (len(cycle) - 2)
+        loop_edges: list[Callable[[Step[Any]], bool]] = [_spawns_at_once] + [_at_once] * (
+            len(cycle) - 2)
         trace = self._trace(prefix + cycle[1:], loop_edges, failing_last=False)
         loop_start = len(prefix) - 1
         trace = Trace(trace.steps, failing=loop_start, loop_start=loop_start)
         spawned = sum(s.spawns for s in trace.steps[loop_start + 1:])
         message = (
-            f"a cycle of {len(cycle)} steps spawns {spawned} process(es) and returns to the "
+            f"a cycle of {len(cycle) - 1} steps spawns {spawned} process(es) and returns to the "
             "same state without any time passing: a hot respawn loop"
         )
         return Violation(NO_HOT_LOOP, message, trace,
@@ -436,11 +450,11 @@ class _Graph:
         except Exception as exc:
             return [f"(the design raised {type(exc).__name__}: {exc})"]
 
-    def _replay(self, path: Sequence[int],
-                constraints: Sequence[tuple[bool, bool]]) -> list[tuple[Step[Any] | None, Any]]:
+    def _replay(self, path: Sequence[int], constraints: Sequence[Callable[[Step[Any]], bool]],
+                ) -> list[tuple[Step[Any] | None, Any]]:
         """Re-run the design along ``path`` (state ids), returning each step and state.
 
-        ``constraints`` applies to the last edges of the path: (zero_time, must_spawn).
+        ``constraints`` must hold for the last edges of the path, one each.
         """
         design = self.design
         state = design.initial()
@@ -450,7 +464,7 @@ class _Graph:
             want = self.keys[path[i]]
             c = constraints[i - 1 - first_constrained] if i - 1 >= first_constrained else None
             for step in design.successors(state):
-                if c is not None and ((c[0] and step.time_passed) or (c[1] and not step.spawns)):
+                if c is not None and not c(step):
                     continue
                 if design.key(step.state) == want:
                     state = step.state
@@ -463,7 +477,7 @@ class _Graph:
                 )
         return out
 
-    def _trace(self, path: Sequence[int], constraints: Sequence[tuple[bool, bool]],
+    def _trace(self, path: Sequence[int], constraints: Sequence[Callable[[Step[Any]], bool]],
                *, failing_last: bool) -> Trace:
         design = self.design
         steps = []
@@ -473,9 +487,17 @@ class _Graph:
                 state=design.describe(state),
                 time_passed=False if step is None else bool(step.time_passed),
                 spawns=0 if step is None else step.spawns,
-                broken=tuple(design.invariants(state)),
+                broken=tuple(design.invariants(state)) + (() if step is None else step.broken),
             ))
         return Trace(tuple(steps), failing=len(steps) - 1 if failing_last else 0)
+
+
+def _at_once(step: Step[Any]) -> bool:
+    return not step.time_passed
+
+
+def _spawns_at_once(step: Step[Any]) -> bool:
+    return not step.time_passed and step.spawns > 0
 
 
 def _strongly_connected(adj: dict[int, list[int]]) -> dict[int, int]:

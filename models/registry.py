@@ -1,0 +1,103 @@
+"""Every model the checker knows, by name: wayout's design and the bug zoo.
+
+A further design is one new module with a ``Design`` subclass and one line
+here. ``build(name, children=..., jobs=..., restarts=...)`` makes an instance;
+bounds a model does not take are ignored (the zoo models are small by nature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fsm.errors import WayoutError
+from models.design import Design
+from models.wayout import WayoutDesign
+from models.zoo.z1_agents_js_1748 import AgentsJs1748, AgentsJs1768
+from models.zoo.z2_agents_js_sigterm import AgentsJsSigterm
+from models.zoo.z3_dead_idle_process import DeadIdleProcess, DeadIdleProcessPy
+from models.zoo.z4_livekit_5868 import LiveKit5868
+from models.zoo.z5_hot_respawn import HotRespawn
+from models.zoo.z6_supervisord_stopping import SupervisordStopping
+from models.zoo.z7_gunicorn_boot import GunicornBoot
+
+#: wayout's default bounds: fully explored well within `wayout check`'s budget.
+DEFAULT_CHILDREN = 2
+DEFAULT_JOBS = 2
+DEFAULT_RESTARTS = 1
+
+
+class UnknownModel(WayoutError):
+    """No model has that name."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    children: int | None = None
+    jobs: int | None = None
+    restarts: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    #: "Z1".."Z7" for the bug zoo, "" for wayout's own design.
+    zoo: str
+    factory: Callable[[Bounds], Design[Any]]
+    #: Which bounds the model takes.
+    takes: tuple[str, ...] = ()
+
+    def build(self, bounds: Bounds | None = None) -> Design[Any]:
+        return self.factory(bounds or Bounds())
+
+    @property
+    def design(self) -> Design[Any]:
+        """An instance with default bounds (for names, titles, expectations)."""
+        return self.build()
+
+
+def _wayout(b: Bounds) -> Design[Any]:
+    return WayoutDesign(
+        children=DEFAULT_CHILDREN if b.children is None else b.children,
+        jobs=DEFAULT_JOBS if b.jobs is None else b.jobs,
+        restarts=DEFAULT_RESTARTS if b.restarts is None else b.restarts,
+    )
+
+
+def _jobs(cls: Callable[..., Design[Any]], default: int = 1) -> Callable[[Bounds], Design[Any]]:
+    return lambda b: cls(jobs=default if b.jobs is None else b.jobs)
+
+
+MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry("wayout", "", _wayout, ("children", "jobs", "restarts")),
+    ModelEntry("z1-agents-js-1748", "Z1", _jobs(AgentsJs1748), ("jobs",)),
+    ModelEntry("z1-fixed-agents-js-1768", "Z1 fix", _jobs(AgentsJs1768), ("jobs",)),
+    ModelEntry("z2-agents-js-sigterm", "Z2", lambda b: AgentsJsSigterm()),
+    ModelEntry("z3-agents-js-2321", "Z3", _jobs(DeadIdleProcess), ("jobs",)),
+    ModelEntry("z3-livekit-py-1.8.9", "Z3", _jobs(DeadIdleProcessPy), ("jobs",)),
+    ModelEntry("z4-livekit-5868", "Z4", _jobs(LiveKit5868), ("jobs",)),
+    ModelEntry("z5-hot-respawn", "Z5", _jobs(HotRespawn), ("jobs",)),
+    ModelEntry("z6-supervisord-stopping", "Z6", lambda b: SupervisordStopping()),
+    ModelEntry("z7-gunicorn-boot", "Z7", lambda b: GunicornBoot()),
+)
+
+_BY_NAME = {m.name: m for m in MODELS}
+
+
+def names() -> list[str]:
+    return [m.name for m in MODELS]
+
+
+def get(name: str) -> ModelEntry:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownModel(
+            f"there is no model {name!r}; the models are: {', '.join(names())} "
+            "(see wayout check --list)"
+        ) from None
+
+
+def build(name: str, bounds: Bounds | None = None) -> Design[Any]:
+    return get(name).build(bounds)

@@ -1,0 +1,492 @@
+"""wayout's own design: the real ``SupervisorCore`` inside a model of the world.
+
+The model runs the very object production runs (``fsm.core.SupervisorCore``);
+what it adds is the world around it. From any core state it offers every
+event the world could produce next:
+
+* each live child may send its next legal message (hello, ready, init error,
+  ack, job done or error, pong, cancel ack), and a child that was stopped or
+  killed may still deliver a job report that was already in flight;
+* any child may exit at any time; a killed child may be reaped (or ignore the
+  signal: then nothing is offered, and its kill_timeout fires instead);
+* a child may hang: that is simply not offering its message; deadlines fire;
+* a spawn is answered with the process (``Spawned``) or with its failure
+  (``ChildExited(code=None)``);
+* time may jump to the earliest armed deadline (``DeadlineReached``);
+* the user may submit (job ids 0..jobs-1), cancel, drain and close.
+
+The core's commands are the world's obligations: ``SendInit`` makes a child
+owe ready or an init error, ``SendJob`` an ack then a result, ``Kill`` a reap.
+All of those can be read back from the core's own state (a child ``warming``
+has been sent its init, a job ``dispatched`` awaits its ack), so the world
+needs no memory of its own besides what the user was told: each job's
+outcome, and whether the job ever started (for the truthfulness check).
+
+States are deduplicated by the core's canonical snapshot (times relative to
+``now``, children renumbered: symmetry reduction) plus those job facts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fsm import errors
+from fsm import events as ev
+from fsm.config import PoolConfig
+from fsm.core import SupervisorCore
+from models.design import Design, Goal, Step
+
+#: Child states in which its process may still run (it can exit or be reaped).
+_LIVE = frozenset({"spawned", "warming", "ready", "busy", "stopping", "failed"})
+
+#: Exit codes the world uses: a crash, a graceful exit, a SIGKILL reap.
+CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
+
+#: What a job's outcome is recorded as: the final state, and for failures the error.
+_NOT_FINAL = ""
+
+
+def model_config(children: int = 2, idle: int | None = None, restarts: int = 1,
+                 **overrides: Any) -> PoolConfig:
+    """The pool the model explores: the smallest integer durations that keep its orderings.
+
+    Deadlines are kept relative to ``now``, so every distinct relative value
+    is a distinct state: small integers keep the state space small, and
+    integers keep the arithmetic exact. The values still order what matters:
+    a queued job outlives a child's spawn plus warm-up (3 > 1 + 1), a job's
+    own timeout outlives its ack (2 > 1), ping_timeout exceeds ping_interval
+    (as PoolConfig requires), and the back-off delay doubles once before it
+    reaches its cap. Equal values make deadlines coincide, and the core then
+    fires them in one DeadlineReached (children, then jobs, then the pool).
+    """
+    settings: dict[str, Any] = {
+        "num_idle": max(1, children - 1) if idle is None else idle,
+        "max_children": children,
+        "max_restarts": restarts,
+        "spawn_timeout": 1.0,
+        "initialize_timeout": 1.0,
+        "ping_interval": 1.0,
+        "ping_timeout": 2.0,
+        "close_timeout": 1.0,
+        "kill_timeout": 1.0,
+        "queue_timeout": 3.0,
+        "ack_timeout": 1.0,
+        "job_timeout": 2.0,
+        "start_timeout": 1.0,
+        "drain_timeout": 2.0,
+        "restart_window": 2.0,
+        "backoff_initial": 1.0,
+        "backoff_max": 2.0,
+    }
+    settings.update(overrides)
+    return PoolConfig(**settings)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFacts:
+    """What the world knows about one submitted job (its index is its id)."""
+
+    outcome: str = _NOT_FINAL  # "done" | "failed:<Error>" | "cancelled:<Error>"
+    started: bool = False  # the core accepted the child's ack: user code ran
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class World:
+    """One state: the core (never mutated once built) and the user's view of the jobs."""
+
+    core: SupervisorCore
+    jobs: tuple[JobFacts, ...]
+    key: Any
+
+
+class WayoutDesign(Design[World]):
+    """``SupervisorCore`` under every behaviour of children, timers and the user."""
+
+    name = "wayout"
+    title = "wayout's SupervisorCore (the production code) against every world behaviour"
+    expected = None
+    source = "fsm/core.py"
+
+    def __init__(
+        self,
+        children: int = 2,
+        jobs: int = 3,
+        restarts: int = 1,
+        *,
+        idle: int | None = None,
+        config: PoolConfig | None = None,
+        stale_reports: bool = True,
+        cancel: bool = True,
+        drain: bool = True,
+        close: bool = True,
+        pong_when_pinged: bool = True,
+        symmetric_jobs: bool = True,
+    ) -> None:
+        self.config = config if config is not None else model_config(children, idle, restarts)
+        cfg = self.config
+        # The back-off level past which the delay no longer grows (it is capped at backoff_max).
+        self._level_cap = 1 + max(0, math.ceil(math.log2(cfg.backoff_max / cfg.backoff_initial)))
+        self._failures_kept = cfg.max_restarts + 1
+        self.jobs = jobs
+        self.stale_reports = stale_reports
+        self.cancel = cancel
+        self.drain = drain
+        self.close = close
+        self.pong_when_pinged = pong_when_pinged
+        self.symmetric_jobs = symmetric_jobs
+
+    def parameters(self) -> str:
+        c = self.config
+        return (f"children={c.max_children} idle={c.num_idle} jobs={self.jobs} "
+                f"max_restarts={c.max_restarts}")
+
+    # --- states -------------------------------------------------------------
+
+    def _world(self, core: SupervisorCore, jobs: tuple[JobFacts, ...]) -> World:
+        if self.symmetric_jobs:
+            return World(core, jobs, self._symmetric_key(core, jobs))
+        return World(core, jobs, (self._snapshot(core), jobs))
+
+    def _symmetric_key(self, core: SupervisorCore, facts: tuple[JobFacts, ...]) -> Any:
+        """The state up to renaming children *and* jobs, and without text.
+
+        Two states that differ only in which job id or child id plays which
+        role behave alike (ids are names; the core compares none of them), so
+        they are explored once. Each child is described together with the job
+        it holds; queued jobs by their place in the queue; settled jobs by
+        their outcome. Reasons (free text) are left out: no decision reads
+        them. Everything is relative to ``now``.
+        """
+        now = core.now
+        cfg = self.config
+        recycle = cfg.max_jobs_per_child
+        queue_pos = {jid: i for i, jid in enumerate(core.queue)}
+        jobs = core.jobs
+        nfacts = len(facts)
+
+        def job_sig(jid: int, holder: int | None) -> tuple[Any, ...]:
+            j = jobs[jid]
+            f = facts[jid] if jid < nfacts else None
+            return (
+                j.state, None if j.deadline is None else j.deadline - now, j.timeout,
+                # Read again only if the job goes back to the queue.
+                j.submitted - now if j.state in ("queued", "dispatched") else None,
+                j.cause, queue_pos.get(jid, -1),
+                j.child is not None and j.child == holder, j.child is not None,
+                None if f is None else (bool(f.outcome), f.started),
+            )
+
+        held: set[int] = set()
+        child_sigs = []
+        for cid, c in core.children.items():
+            jsig = None
+            if c.job is not None:
+                if c.job in jobs:
+                    held.add(c.job)
+                    jsig = job_sig(c.job, cid)
+                else:
+                    jsig = ("gone",)
+            child_sigs.append((
+                c.state, None if c.deadline is None else c.deadline - now, c.pid is not None,
+                c.settled, c.mem_warned,
+                0 if recycle is None else min(c.jobs_done, recycle), jsig,
+            ))
+        free = [job_sig(jid, None) for jid in jobs if jid not in held]
+        # A settled job is settled: which outcome it had changes nothing to come.
+        settled = sum(1 for jid, f in enumerate(facts) if jid not in jobs and f.outcome)
+        pool = core.pool
+        return (
+            pool.state, None if pool.deadline is None else pool.deadline - now,
+            None if core.heartbeat_at is None else core.heartbeat_at - now,
+            tuple(t - now for t in core.failures[-self._failures_kept:]),
+            min(core.consecutive_failures, 1),
+            min(core.backoff_level, self._level_cap),
+            core.reported,
+            tuple(sorted(child_sigs, key=repr)) if len(child_sigs) > 1 else tuple(child_sigs),
+            tuple(sorted(free, key=repr)) if len(free) > 1 else tuple(free),
+            settled,
+            nfacts,
+        )
+
+    def _snapshot(self, core: SupervisorCore) -> Any:
+        """The core's canonical snapshot, with its two unbounded counters capped.
+
+        ``consecutive_failures`` only matters as "is it non-zero",
+        ``backoff_level`` only until the delay reaches ``backoff_max``, and of
+        the failure times only the newest ``max_restarts + 1`` (the intensity
+        test is "more than max_restarts within the window", and times only
+        grow); past that, states differ only in numbers no decision reads.
+        Without the cap a world that keeps failing makes the state space
+        infinite.
+        """
+        keep = self._failures_kept
+        if (core.consecutive_failures > 1 or core.backoff_level > self._level_cap
+                or len(core.failures) > keep):
+            core = core.clone()
+            core.consecutive_failures = min(core.consecutive_failures, 1)
+            core.backoff_level = min(core.backoff_level, self._level_cap)
+            core.failures = core.failures[-keep:]
+        return core.snapshot(canonical=True)
+
+    def initial(self) -> World:
+        core = SupervisorCore(self.config, now=0.0)
+        core.handle(ev.Start(now=0.0))
+        return self._world(core, ())
+
+    def key(self, state: World) -> Any:
+        return state.key
+
+    # --- the world's events ---------------------------------------------------
+
+    def events(self, w: World) -> list[ev.Event]:
+        """Every event the world may produce next in ``w``."""
+        core = w.core
+        now = core.now
+        out: list[ev.Event] = []
+        for cid, child in core.children.items():
+            state = child.state
+            if child.pid is None:
+                # SpawnChild is not answered yet: the process starts, or cannot.
+                out.append(ev.Spawned(now=now, child=cid, pid=100 + cid))
+                out.append(ev.ChildExited(now=now, child=cid, code=None))
+                continue
+            if state == "spawned":
+                out.append(ev.Hello(now=now, child=cid))
+            elif state == "warming":
+                out.append(ev.Ready(now=now, child=cid))
+                out.append(ev.InitError(now=now, child=cid, reason="ImportError"))
+            elif state in ("ready", "busy") and (not self.pong_when_pinged or self._pinged(
+                    core, child.deadline)):
+                out.append(ev.Pong(now=now, child=cid))
+            if child.job is not None and (state in ("busy", "stopping") or self.stale_reports):
+                job = core.jobs.get(child.job)
+                if job is not None and job.child == cid:
+                    out.extend(self._job_reports(now, cid, job.ident, job.state))
+            code = SIGKILLED if state == "failed" else GRACEFUL if state == "stopping" else CRASH
+            out.append(ev.ChildExited(now=now, child=cid, code=code))
+        deadline = core.next_deadline()
+        if deadline is not None:
+            out.append(ev.DeadlineReached(now=max(deadline, now)))
+        if len(w.jobs) < self.jobs:
+            out.append(ev.Submit(now=now, job=len(w.jobs)))
+        if self.cancel:
+            for jid, job in core.jobs.items():
+                if job.state != "cancelling":
+                    out.append(ev.Cancel(now=now, job=jid))
+        if self.drain and core.pool_state in ("starting", "running", "backing_off"):
+            out.append(ev.Drain(now=now))
+        if self.close and core.pool_state not in ("closing", "closed"):
+            out.append(ev.Close(now=now))
+        return out
+
+    def _pinged(self, core: SupervisorCore, deadline: float | None) -> bool:
+        """Was a ping sent to this ready or busy child since its deadline was last armed?
+
+        A child answers pings; it sends no pong of its own accord. The core
+        pings every ready and busy child at each heartbeat, and (re)arms a
+        child's ping deadline ``ping_timeout`` after the event that entered or
+        renewed its state, so both times can be read back from the core.
+        """
+        beat = core.heartbeat_at
+        if beat is None or deadline is None:
+            return False
+        cfg = self.config
+        return beat - cfg.ping_interval >= deadline - cfg.ping_timeout
+
+    @staticmethod
+    def _job_reports(now: float, cid: int, jid: int, state: str) -> Iterator[ev.Event]:
+        if state == "dispatched":
+            yield ev.JobAck(now=now, child=cid, job=jid)
+        elif state in ("running", "cancelling"):
+            yield ev.JobDone(now=now, child=cid, job=jid, result=None)
+            yield ev.JobError(now=now, child=cid, job=jid, error_type="ValueError",
+                              message="boom")
+            if state == "cancelling":
+                yield ev.CancelAck(now=now, child=cid, job=jid)
+
+    def apply(self, w: World, event: ev.Event) -> Step[World]:
+        """What happens when ``event`` occurs in ``w``: the step to the next state."""
+        core = w.core.clone()
+        label = _label(w.core, event)
+        try:
+            commands = core.handle(event)
+        except Exception as exc:  # the core must take every event the world can produce
+            return Step(label, w, broken=(
+                f"the core raised {type(exc).__name__} on {label}: {exc}",))
+        jobs = list(w.jobs)
+        if isinstance(event, ev.Submit):
+            jobs.append(JobFacts())
+        broken: list[str] = []
+        spawns = 0
+        dispatched_from_ready: set[int] = set()
+        for cmd in commands:
+            if isinstance(cmd, ev.Transitioned):
+                if cmd.kind == "child" and cmd.event == "dispatch" and cmd.source == "ready":
+                    dispatched_from_ready.add(cmd.ident)
+                elif cmd.kind == "job" and cmd.event == "ack":
+                    jobs[cmd.ident] = JobFacts(jobs[cmd.ident].outcome, True)
+            elif isinstance(cmd, ev.SpawnChild):
+                spawns += 1
+            elif isinstance(cmd, ev.SendJob):
+                if cmd.child not in dispatched_from_ready:
+                    broken.append(f"job {cmd.job} was sent to child {cmd.child}, which was not "
+                                  "ready")
+            elif isinstance(cmd, ev.SettleJob):
+                broken.extend(self._settle(jobs, cmd, event))
+        return Step(label, self._world(core, tuple(jobs)),
+                    time_passed=isinstance(event, ev.DeadlineReached), spawns=spawns,
+                    broken=tuple(broken))
+
+    @staticmethod
+    def _settle(jobs: list[JobFacts], cmd: ev.SettleJob, event: ev.Event) -> list[str]:
+        jid, outcome = cmd.job, cmd.outcome
+        if not 0 <= jid < len(jobs):
+            return [f"job {jid} was settled but never submitted"]
+        facts = jobs[jid]
+        error = outcome.error.__name__ if outcome.error is not None else ""
+        recorded = outcome.state + (f":{error}" if error else "")
+        if facts.outcome:
+            return [f"job {jid} was settled twice: {facts.outcome}, then {recorded}"]
+        jobs[jid] = JobFacts(recorded, facts.started)
+        broken = []
+        if outcome.state == "done" and not (isinstance(event, ev.JobDone) and event.job == jid):
+            broken.append(f"job {jid} was reported done, but no child returned its result")
+        if outcome.error is errors.ChildDied and not facts.started:
+            broken.append(f"job {jid} failed with ChildDied, but it never started: it should "
+                          "have been requeued")
+        if outcome.state == "failed" and outcome.error is errors.JobFailed and not (
+                isinstance(event, ev.JobError) and event.job == jid):
+            broken.append(f"job {jid} was reported raising, but no child reported an error")
+        return broken
+
+    def successors(self, state: World) -> Iterator[Step[World]]:
+        for event in self.events(state):
+            yield self.apply(state, event)
+
+    # --- properties -------------------------------------------------------------
+
+    def invariants(self, state: World) -> Sequence[str]:
+        core = state.core
+        broken = []
+        children = core.children
+        cfg = self.config
+        if len(children) > cfg.max_children:
+            broken.append(f"{len(children)} live children exceed max_children="
+                          f"{cfg.max_children}")
+        for cid, child in children.items():
+            if child.deadline is None:
+                broken.append(f"child {cid} is {child.state} with no armed deadline")
+            if child.job is not None and child.state not in ("busy", "stopping", "failed"):
+                broken.append(f"child {cid} holds job {child.job} while {child.state}")
+        held: dict[int, int] = {}
+        for jid, job in core.jobs.items():
+            if job.deadline is None:
+                broken.append(f"job {jid} is {job.state} with no armed deadline")
+            if job.state in ("dispatched", "running"):
+                owner = children.get(job.child) if job.child is not None else None
+                if owner is None or owner.job != jid:
+                    broken.append(f"job {jid} is {job.state} on child {job.child}, which does "
+                                  "not hold it")
+                elif owner.state not in ("busy", "stopping", "failed"):
+                    broken.append(f"job {jid} is {job.state} on child {job.child}, which is "
+                                  f"{owner.state}")
+                if job.child is not None:
+                    if job.child in held:
+                        broken.append(f"jobs {held[job.child]} and {jid} are both on child "
+                                      f"{job.child}")
+                    held[job.child] = jid
+        # Every submitted job in exactly one place: live in the core, or settled once.
+        for jid, facts in enumerate(state.jobs):
+            live = jid in core.jobs
+            if live and facts.outcome:
+                broken.append(f"job {jid} is settled ({facts.outcome}) but still "
+                              f"{core.jobs[jid].state} in the core")
+            if not live and not facts.outcome:
+                broken.append(f"job {jid} vanished: neither live nor settled")
+        queued = [jid for jid, job in core.jobs.items() if job.state == "queued"]
+        if sorted(queued) != sorted(core.queue):
+            broken.append(f"the queue {core.queue} does not match the queued jobs {queued}")
+        if core.pool.deadline is None and core.pool_state != "closed":
+            broken.append(f"the pool is {core.pool_state} with no armed deadline")
+        if core.pool_state == "closed" and children:
+            broken.append(f"the pool is closed but {len(children)} children are live")
+        return broken
+
+    def quiescent(self, state: World) -> bool:
+        core = state.core
+        if core.jobs or any(not f.outcome for f in state.jobs):
+            return False
+        pool = core.pool_state
+        if pool == "closed":
+            return True
+        if pool == "backing_off":
+            return core.pool.deadline is not None
+        if pool != "running":
+            return False
+        children = core.children
+        return len(children) == self.config.num_idle and all(
+            c.state == "ready" for c in children.values())
+
+    def goals(self) -> Sequence[Goal[World]]:
+        return (Goal(
+            "honest_availability",
+            when=lambda w: w.core.available,
+            reach=lambda w: not w.core.available or any(
+                c.state == "ready" for c in w.core.children.values()),
+            target="a ready child, or availability turned false",
+            doc="While the pool says it is available, a ready child must be reachable, or "
+                "the pool must stop saying so.",
+        ),)
+
+    # --- reports ------------------------------------------------------------------
+
+    def describe(self, state: World) -> str:
+        core = state.core
+        now = core.now
+
+        def rel(t: float | None) -> str:
+            return "no deadline" if t is None else f"deadline +{t - now:g}s"
+
+        status = "available" if core.available else "unavailable"
+        lines = [f"t={now:g}  pool {core.pool_state} ({rel(core.pool.deadline)}), {status}"]
+        for cid, c in sorted(core.children.items()):
+            pid = "no pid yet" if c.pid is None else f"pid {c.pid}"
+            held = "" if c.job is None else f", job {c.job}"
+            lines.append(f"child {cid}: {c.state} ({pid}{held}, {rel(c.deadline)})")
+        for jid, facts in enumerate(state.jobs):
+            job = core.jobs.get(jid)
+            if job is not None:
+                on = "" if job.child is None else f" on child {job.child}"
+                lines.append(f"job {jid}: {job.state}{on} ({rel(job.deadline)})")
+            else:
+                lines.append(f"job {jid}: {facts.outcome or '?'}")
+        return "\n".join(lines)
+
+
+def _label(core: SupervisorCore, e: ev.Event) -> str:
+    """A short description of ``e`` for traces."""
+    kind = type(e).__name__
+    if isinstance(e, ev.DeadlineReached):
+        return f"time passes to t={e.now:g} (+{e.now - core.now:g}s): deadlines fire"
+    if isinstance(e, ev.Submit):
+        return f"user submits job {e.job}"
+    if isinstance(e, ev.Cancel):
+        return f"user cancels job {e.job}"
+    if isinstance(e, ev.Drain | ev.Close):
+        return f"user calls {kind.lower()}()"
+    if isinstance(e, ev.Spawned):
+        return f"child {e.child}'s process starts"
+    if isinstance(e, ev.ChildExited):
+        if e.code is None:
+            return f"child {e.child}'s process cannot be started"
+        how = {CRASH: "crashes", GRACEFUL: "exits", SIGKILLED: "is reaped after SIGKILL"}
+        return f"child {e.child} {how.get(e.code, f'exits with {e.code}')}"
+    child = getattr(e, "child", "?")
+    job = getattr(e, "job", None)
+    return f"child {child} sends {kind}" + ("" if job is None else f" (job {job})")
+
+
+__all__ = ["JobFacts", "WayoutDesign", "World", "model_config"]
