@@ -171,6 +171,13 @@ class Pool:
     once every child is reaped (bounded by the core's deadlines), whether the
     block ended normally, by an exception or by cancellation.
 
+    All methods must be called from the event loop's thread. Under spawn and
+    forkserver, children import the module that defines ``fn`` (and under
+    spawn the main module too): as with any ``multiprocessing`` code, guard a
+    script's entry with ``if __name__ == "__main__":``. Starting the first
+    forkserver child starts multiprocessing's forkserver, which briefly
+    blocks the loop (once per process).
+
     ``clock`` replaces the monotonic clock (tests use ``ManualClock``).
     ``child_main`` replaces the child's entry point (fault injection in tests).
     ``max_transitions`` bounds the transition history ``transitions()`` keeps.
