@@ -24,7 +24,7 @@ from models.zoo.z7_gunicorn_boot import GunicornBoot
 
 #: wayout's default bounds: fully explored well within `wayout check`'s budget.
 DEFAULT_CHILDREN = 2
-DEFAULT_JOBS = 2
+DEFAULT_JOBS = 3
 DEFAULT_RESTARTS = 1
 
 

@@ -124,6 +124,11 @@ def trace_dot(result: Result, v: Violation) -> str:
         if step.label is not None:
             label = step.label + (" (time passes)" if step.time_passed else "")
             g.edge(f"s{i - 1}", f"s{i}", label=_escape(label))
+    if v.detail:
+        # What the failing state can still do (a wedge is not a deadlock), and the like.
+        g.node("detail", _escape("\n".join(v.detail)).replace("\n", "\l") + "\l",
+               shape="note", fillcolor="#fff8dc")
+        g.edge(f"s{trace.failing}", "detail", style="dotted", arrowhead="none")
     if trace.loop_start is not None:
         last = len(trace.steps) - 1
         g.edge(f"s{last}", f"s{trace.loop_start}", label="same state: repeats forever",

@@ -124,6 +124,7 @@ class WayoutDesign(Design[World]):
         close: bool = True,
         pong_when_pinged: bool = True,
         symmetric_jobs: bool = True,
+        compiled: bool = True,
     ) -> None:
         self.config = config if config is not None else model_config(children, idle, restarts)
         cfg = self.config
@@ -137,6 +138,9 @@ class WayoutDesign(Design[World]):
         self.close = close
         self.pong_when_pinged = pong_when_pinged
         self.symmetric_jobs = symmetric_jobs
+        # The core's compiled trigger engine: the spec's own edge map instead of
+        # the transitions machine, proven equal by tests/test_core_engines.py.
+        self.compiled = compiled
 
     def parameters(self) -> str:
         c = self.config
@@ -232,7 +236,7 @@ class WayoutDesign(Design[World]):
         return core.snapshot(canonical=True)
 
     def initial(self) -> World:
-        core = SupervisorCore(self.config, now=0.0)
+        core = SupervisorCore(self.config, now=0.0, compiled=self.compiled)
         core.handle(ev.Start(now=0.0))
         return self._world(core, ())
 

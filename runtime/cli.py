@@ -21,6 +21,7 @@ from fsm.errors import WayoutError
 COMMANDS: tuple[str, ...] = (
     "diagrams",
     "demo",
+    "check",
 )
 
 #: Exit status of a usage error, as argparse and most Unix tools use.

@@ -86,5 +86,6 @@ class HotRespawn(Design[Z5State]):
     def describe(self, s: Z5State) -> str:
         proc = "initializing" if s.proc else "no child"
         state = "backing off (unavailable)" if s.backing_off else "running (available)"
-        return (f"pool {state}, {proc}\nfailures since time passed: {s.failures}\n"
-                f"jobs waiting {s.waiting}")
+        counted = f"failures since time passed: {s.failures}" if self.backoff else (
+            "failures: not counted")
+        return f"pool {state}, {proc}\n{counted}\njobs waiting {s.waiting}"

@@ -1,0 +1,291 @@
+"""``wayout check``: model-check wayout's core and the bug zoo.
+
+``models`` does the checking and returns data; this module runs the models
+(in parallel processes when there are several), shows progress, prints the
+summary table and the counterexample traces, and renders each counterexample
+to ``diagrams/counterexample-<model>.svg``.
+
+Exit status: without ``--model``, 0 only if every result is as expected
+(wayout's design verified, every zoo design caught by the property it
+breaks); with ``--model``, 1 if the model breaks any property (or could not
+be explored completely).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import queue as queue_module
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from models.explorer import Progress, Result, Violation
+    from models.registry import Bounds
+
+#: A generous bound: wayout's default model has about 35,000 states.
+DEFAULT_MAX_STATES = 3_000_000
+#: How often (in expanded states) a model reports progress.
+PROGRESS_EVERY = 2_000
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="model-check wayout's core and the bug zoo (no state without a way out)",
+        description=(
+            "Explore every reachable state of wayout's supervisor core in a model of "
+            "the world (children that answer, hang, die; timers; a user), and of each "
+            "historical design in the bug zoo. Checks safety invariants, that every "
+            "state has a way out to quiescence, and that no respawn loop runs without "
+            "time passing. Without --model: run them all; exit 0 only if wayout's "
+            "design passes and every zoo design is caught."
+        ),
+    )
+    parser.add_argument("--model", metavar="NAME", help="check only this model (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the models and exit")
+    parser.add_argument("--children", type=_positive, metavar="N",
+                        help="max_children of wayout's model (default 2)")
+    parser.add_argument("--jobs", type=_natural, metavar="M",
+                        help="jobs the user submits (wayout default 3; zoo default 1)")
+    parser.add_argument("--restarts", type=_natural, metavar="R",
+                        help="max_restarts of wayout's model (default 1)")
+    parser.add_argument("--max-states", type=_positive, default=DEFAULT_MAX_STATES,
+                        metavar="N", help=f"stop a model after N states "
+                        f"(default {DEFAULT_MAX_STATES:,}); liveness is then not checked")
+    parser.add_argument("--workers", type=_positive, default=2, metavar="N",
+                        help="processes to run models in (default 2)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the summary table only, no traces")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where counterexample-<model>.svg go (default: diagrams/)")
+    parser.set_defaults(func=run)
+
+
+def _positive(text: str) -> int:
+    value = _natural(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from models import registry
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped (make demo, CI): wide enough that the summary table is not truncated.
+        console = Console(highlight=False, width=150)
+    if args.list:
+        print_list(console)
+        return 0
+    bounds = registry.Bounds(children=args.children, jobs=args.jobs, restarts=args.restarts)
+    names = [registry.get(args.model).name] if args.model else registry.names()
+    results = run_models(names, bounds, workers=args.workers, max_states=args.max_states,
+                         console=console)
+    out: Path = args.out if args.out is not None else _default_dir()
+    print_summary(console, results)
+    for result in results:
+        shown = _violations_to_show(result)
+        if shown and not args.summary:
+            print_violations(console, result, shown)
+        if shown:
+            console.print(write_counterexample(out, result, shown[0]))
+    for result in results:
+        if not result.stats.complete:
+            console.print(f"[bold red]{result.design}: stopped at {result.stats.states:,} "
+                          f"states (--max-states): not verified[/]")
+    if args.model:
+        ok = not results[0].violations and results[0].stats.complete
+    else:
+        ok = all(r.as_expected for r in results)
+        verdict = ("every result as expected: wayout's design verified, every zoo design "
+                   "caught" if ok else "NOT every result is as expected")
+        console.print(f"[bold {'green' if ok else 'red'}]{verdict}[/]")
+    return 0 if ok else 1
+
+
+# ----------------------------------------------------------------------------
+# Running models
+# ----------------------------------------------------------------------------
+
+
+def run_models(names: Sequence[str], bounds: Bounds, *, workers: int, max_states: int,
+               console: Console) -> list[Result]:
+    """Explore each named model; in ``workers`` processes when there are several."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description:<26}"), BarColumn(bar_width=None),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True,
+                  disable=not console.is_terminal) as progress:
+        tasks = {n: progress.add_task(n, total=None, info="waiting") for n in names}
+
+        def show(name: str, info: str, done: bool = False) -> None:
+            progress.update(tasks[name], info=info,
+                            **({"total": 1, "completed": 1} if done else {}))
+
+        if workers <= 1 or len(names) <= 1:
+            results = []
+            for name in names:
+                result = _explore(name, bounds, max_states, lambda p, n=name: show(n, _info(p)))
+                show(name, _done_info(result), done=True)
+                results.append(result)
+            return results
+        return _run_parallel(names, bounds, workers, max_states, show)
+
+
+def _run_parallel(names: Sequence[str], bounds: Bounds, workers: int, max_states: int,
+                  show: Callable[..., None]) -> list[Result]:
+    # "spawn": the parent may run rich's refresh thread, which fork would copy.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(
+            max_workers=min(workers, len(names)), mp_context=ctx) as pool:
+        updates = manager.Queue()
+        futures: dict[str, Future[Result]] = {
+            name: pool.submit(_explore_reporting, name, bounds, max_states, updates)
+            for name in names
+        }
+        pending = set(futures)
+        while pending:
+            try:
+                name, info = updates.get(timeout=0.1)
+                show(name, info)
+            except queue_module.Empty:
+                pass
+            for name in [n for n in pending if futures[n].done()]:
+                pending.discard(name)
+                show(name, _done_info(futures[name].result()), done=True)
+        return [futures[name].result() for name in names]
+
+
+def _explore_reporting(name: str, bounds: Bounds, max_states: int, updates: Any) -> Result:
+    """Runs in a worker process: explore one model, sending progress lines back."""
+    return _explore(name, bounds, max_states, lambda p: updates.put((name, _info(p))))
+
+
+def _explore(name: str, bounds: Bounds, max_states: int,
+             progress: Callable[[Progress], None]) -> Result:
+    from models import registry
+    from models.explorer import explore
+
+    design = registry.build(name, bounds)
+    return explore(design, max_states=max_states, progress=progress,
+                   progress_every=PROGRESS_EVERY)
+
+
+def _info(p: Progress) -> str:
+    rate = p.states / p.seconds if p.seconds > 0 else 0.0
+    return (f"{p.states:,} states, {p.transitions:,} transitions, depth {p.depth}, "
+            f"frontier {p.frontier:,}, {rate:,.0f} states/s")
+
+
+def _done_info(r: Result) -> str:
+    return f"{r.stats.states:,} states: " + (", ".join(sorted(r.found)) or "no violation")
+
+
+# ----------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------
+
+
+def print_list(console: Console) -> None:
+    from rich.table import Table
+
+    from models import registry
+
+    table = Table(title="models (wayout check --model NAME)", title_justify="left")
+    for col in ("name", "zoo", "must", "bounds", "what"):
+        table.add_column(col)
+    for entry in registry.MODELS:
+        d = entry.design
+        must = "pass every property" if d.expected is None else f"break {d.expected}"
+        table.add_row(entry.name, entry.zoo or "-", must, ", ".join(entry.takes) or "-",
+                      d.title)
+    console.print(table)
+
+
+def print_summary(console: Console, results: Sequence[Result]) -> None:
+    from rich.table import Table
+
+    from models.report import verdict
+
+    table = Table(title="wayout check", title_justify="left")
+    for col, justify in (("model", "left"), ("expected", "left"), ("found", "left"),
+                         ("states", "right"), ("transitions", "right"), ("depth", "right"),
+                         ("seconds", "right"), ("states/s", "right"), ("result", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        s = r.stats
+        word = verdict(r)
+        style = "green" if r.as_expected else "bold red"
+        table.add_row(
+            r.design, r.expected or "none", ", ".join(sorted(r.found)) or "-",
+            f"{s.states:,}", f"{s.transitions:,}", str(s.depth), f"{s.seconds:.2f}",
+            # A rate over a few milliseconds measures nothing.
+            f"{s.states_per_second:,.0f}" if s.seconds >= 0.1 else "-", f"[{style}]{word}[/]",
+        )
+    console.print(table)
+    for r in results:
+        if r.parameters:
+            console.print(f"  {r.design}: {r.parameters}", style="dim")
+
+
+def _violations_to_show(result: Result) -> list[Violation]:
+    """The expected violation first (zoo), then any unexpected one."""
+    expected = [v for v in result.violations if v.property == result.expected]
+    if result.expected is None:
+        return list(result.violations)
+    return expected
+
+
+def print_violations(console: Console, result: Result, shown: Sequence[Violation]) -> None:
+    from models.report import format_violation
+
+    console.rule(f"{result.design}: {result.title}")
+    for v in shown:
+        console.print(format_violation(v), markup=False)
+    others = [v.property for v in result.violations if v not in shown]
+    if others:
+        console.print(f"(also breaks: {', '.join(others)})", style="dim")
+
+
+def _default_dir() -> Path:
+    from runtime.commands.diagrams import default_dir
+
+    return default_dir()
+
+
+def write_counterexample(out: Path, result: Result, v: Violation) -> str:
+    """Render ``v`` to ``out/counterexample-<model>.svg`` (DOT if graphviz is missing)."""
+    import graphviz
+
+    from models.report import trace_dot
+
+    out.mkdir(parents=True, exist_ok=True)
+    source = trace_dot(result, v)
+    svg = out / f"counterexample-{result.design}.svg"
+    try:
+        data = graphviz.Source(source).pipe(format="svg")
+    except graphviz.ExecutableNotFound:
+        dot = svg.with_suffix(".dot")
+        dot.write_text(source, encoding="utf-8")
+        return f"wrote {dot} (graphviz 'dot' not found: install graphviz for SVG)"
+    svg.write_bytes(data)
+    return f"wrote {svg}"
