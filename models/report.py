@@ -126,7 +126,7 @@ def trace_dot(result: Result, v: Violation) -> str:
             g.edge(f"s{i - 1}", f"s{i}", label=_escape(label))
     if v.detail:
         # What the failing state can still do (a wedge is not a deadlock), and the like.
-        g.node("detail", _escape("\n".join(v.detail)).replace("\n", "\l") + "\l",
+        g.node("detail", _escape("\n".join(v.detail)).replace("\n", r"\l") + r"\l",
                shape="note", fillcolor="#fff8dc")
         g.edge(f"s{trace.failing}", "detail", style="dotted", arrowhead="none")
     if trace.loop_start is not None:

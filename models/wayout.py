@@ -206,7 +206,7 @@ class WayoutDesign(Design[World]):
             pool.state, None if pool.deadline is None else pool.deadline - now,
             None if core.heartbeat_at is None else core.heartbeat_at - now,
             tuple(t - now for t in core.failures[-self._failures_kept:]),
-            min(core.consecutive_failures, 1),
+            _spawn_proven(core),
             min(core.backoff_level, self._level_cap),
             core.reported,
             tuple(sorted(child_sigs, key=repr)) if len(child_sigs) > 1 else tuple(child_sigs),
@@ -216,23 +216,19 @@ class WayoutDesign(Design[World]):
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
-        """The core's canonical snapshot, with its two unbounded counters capped.
+        """The core's own canonical snapshot, with the failure times capped.
 
-        ``consecutive_failures`` only matters as "is it non-zero",
-        ``backoff_level`` only until the delay reaches ``backoff_max``, and of
-        the failure times only the newest ``max_restarts + 1`` (the intensity
-        test is "more than max_restarts within the window", and times only
-        grow); past that, states differ only in numbers no decision reads.
-        Without the cap a world that keeps failing makes the state space
-        infinite.
+        Of the failure times only the newest ``max_restarts + 1`` matter (the
+        intensity test is "more than max_restarts within the window", and
+        times only grow), and the back-off level only until the delay reaches
+        ``backoff_max``. Without the caps a world that keeps failing could make
+        the state space infinite with numbers no decision reads.
         """
         keep = self._failures_kept
-        if (core.consecutive_failures > 1 or core.backoff_level > self._level_cap
-                or len(core.failures) > keep):
+        if len(core.failures) > keep or core.backoff_level > self._level_cap:
             core = core.clone()
-            core.consecutive_failures = min(core.consecutive_failures, 1)
-            core.backoff_level = min(core.backoff_level, self._level_cap)
             core.failures = core.failures[-keep:]
+            core.backoff_level = min(core.backoff_level, self._level_cap)
         return core.snapshot(canonical=True)
 
     def initial(self) -> World:
@@ -468,6 +464,14 @@ class WayoutDesign(Design[World]):
             else:
                 lines.append(f"job {jid}: {facts.outcome or '?'}")
         return "\n".join(lines)
+
+
+def _spawn_proven(core: SupervisorCore) -> bool:
+    """Whether a child became ready since the last failure (all availability reads of it)."""
+    proven = getattr(core, "spawn_proven", None)
+    if proven is None:  # the core before spawn_proven: a count of failures since then
+        return not getattr(core, "consecutive_failures", 0)
+    return bool(proven)
 
 
 def _label(core: SupervisorCore, e: ev.Event) -> str:

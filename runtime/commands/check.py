@@ -129,22 +129,28 @@ def run(args: argparse.Namespace) -> int:
 def run_models(names: Sequence[str], bounds: Bounds, *, workers: int, max_states: int,
                console: Console) -> list[Result]:
     """Explore each named model; in ``workers`` processes when there are several."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as ProgressBars
 
     columns = (TextColumn("{task.description:<26}"), BarColumn(bar_width=None),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True,
+    with ProgressBars(*columns, console=console, transient=True,
                   disable=not console.is_terminal) as progress:
         tasks = {n: progress.add_task(n, total=None, info="waiting") for n in names}
 
         def show(name: str, info: str, done: bool = False) -> None:
-            progress.update(tasks[name], info=info,
-                            **({"total": 1, "completed": 1} if done else {}))
+            if done:
+                progress.update(tasks[name], info=info, total=1, completed=1)
+            else:
+                progress.update(tasks[name], info=info)
 
         if workers <= 1 or len(names) <= 1:
             results = []
             for name in names:
-                result = _explore(name, bounds, max_states, lambda p, n=name: show(n, _info(p)))
+                def report(p: Progress, name: str = name) -> None:
+                    show(name, _info(p))
+
+                result = _explore(name, bounds, max_states, report)
                 show(name, _done_info(result), done=True)
                 results.append(result)
             return results
