@@ -148,3 +148,22 @@ class PoolConfig:
 DURATION_SETTINGS = frozenset(
     {f.name for f in fields(PoolConfig) if f.type == "float"} | {"shutdown_timeout"}
 )
+
+
+def job_timeout(config: PoolConfig, timeout: float | None, *, job: int | None = None) -> float:
+    """The running deadline of one job: ``timeout`` if given, else ``config.job_timeout``.
+
+    Shared by ``Pool.submit`` (which refuses a bad value at the call) and the
+    core (which must never trust its input), so the rule is written once.
+    """
+    if timeout is None:
+        return config.job_timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        who = "" if job is None else f"job {job}: "
+        raise ConfigError(f"{who}timeout must be a finite number of seconds > 0, got {timeout!r}")
+    return float(timeout)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import math
 import pickle
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -32,7 +31,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from fsm import events as ev
-from fsm.config import PoolConfig
+from fsm.config import PoolConfig, job_timeout
 from fsm.core import SupervisorCore
 from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
 from runtime import child, protocol
@@ -215,6 +214,7 @@ class Pool:
         self._payloads: dict[int, bytes] = {}
         self._job_ids = itertools.count()
         self._transitions: deque[TransitionRecord] = deque(maxlen=max_transitions)
+        self._listeners: list[Callable[[ev.Command], None]] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._available = False
         self._availability_reason = "the pool was not started"
@@ -282,13 +282,7 @@ class Pool:
         if driver is None or driver.done() or self._loop is None:
             state = "not started" if driver is None else "closed"
             raise PoolClosed(f"cannot submit {_name(fn)}: the pool is {state}")
-        if timeout is not None and (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise ConfigError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        job_timeout(self._config, timeout)  # refuse a bad timeout at the call (ConfigError)
         payload = self._pickle_job(fn, args)
         job_id = next(self._job_ids)
         handle = JobHandle(self, job_id, self._loop.create_future())
@@ -331,6 +325,23 @@ class Pool:
             backoff_level=st.backoff_level,
             pids=pids,
         )
+
+    def subscribe(self, listener: Callable[[ev.Command], None]) -> Callable[[], None]:
+        """Call ``listener`` with every command the core issues, after it was performed.
+
+        For observers (metrics, live views, trace recorders): they see exactly
+        what the supervisor decided (``Transitioned``, ``Kill``, ``SettleJob``,
+        ``ReportAvailability``, ``Log``...), in order, on the event loop. A
+        listener must be quick and must not raise (if it does, the error is
+        logged and supervision goes on). Returns a function that unsubscribes.
+        """
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def transitions(self) -> list[TransitionRecord]:
         """Every state change so far (the latest ``max_transitions``), oldest first."""
@@ -497,6 +508,12 @@ class Pool:
         performers = self._performers
         for command in commands:
             performers[type(command)](command)
+        for listener in self._listeners:
+            for command in commands:
+                try:
+                    listener(command)
+                except Exception:  # an observer must never break supervision
+                    log.exception("wayout: a pool listener raised; it stays subscribed")
 
     def _finish(self) -> None:
         """The driver is ending: nothing may be left running or open."""

@@ -324,3 +324,29 @@ async def test_a_failing_supervisor_loop_kills_its_children_and_fails_its_jobs(
         await pool.close()
     with pytest.raises(PoolClosed):
         pool.submit(cf.add, 1, 2)
+
+
+@pytest.mark.timeout(30)
+@pool_test
+async def test_a_listener_sees_every_command_in_order_and_cannot_break_the_pool() -> None:
+    seen: list[ev.Command] = []
+
+    def broken(command: ev.Command) -> None:
+        raise RuntimeError("a listener bug")
+
+    async with Pool(cfg("fork")) as pool:
+        unsubscribe = pool.subscribe(seen.append)
+        pool.subscribe(broken)
+        assert await pool.run(cf.add, 2, 3) == 5
+        unsubscribe()
+        count = len(seen)
+        assert await pool.run(cf.add, 1, 1) == 2
+        assert len(seen) == count  # unsubscribed: nothing more arrives
+    kinds = [type(c) for c in seen]
+    assert kinds.index(ev.SendJob) < kinds.index(ev.SettleJob)
+    settled = [c for c in seen if isinstance(c, ev.SettleJob)]
+    assert [c.outcome.value is not None for c in settled] == [True]
+    job_moves = [(c.source, c.dest) for c in seen
+                 if isinstance(c, ev.Transitioned) and c.kind == "job"]
+    assert job_moves == [("", "queued"), ("queued", "dispatched"), ("dispatched", "running"),
+                         ("running", "done")]
