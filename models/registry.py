@@ -13,7 +13,7 @@ from typing import Any
 
 from fsm.errors import WayoutError
 from models.design import Design
-from models.wayout import WayoutDesign
+from models.wayout import WayoutDesign, WayoutServing
 from models.zoo.z1_agents_js_1748 import AgentsJs1748, AgentsJs1768
 from models.zoo.z2_agents_js_sigterm import AgentsJsSigterm
 from models.zoo.z3_dead_idle_process import DeadIdleProcess, DeadIdleProcessPy
@@ -57,8 +57,8 @@ class ModelEntry:
         return self.build()
 
 
-def _wayout(b: Bounds) -> Design[Any]:
-    return WayoutDesign(
+def _wayout(cls: type[WayoutDesign]) -> Callable[[Bounds], Design[Any]]:
+    return lambda b: cls(
         children=DEFAULT_CHILDREN if b.children is None else b.children,
         jobs=DEFAULT_JOBS if b.jobs is None else b.jobs,
         restarts=DEFAULT_RESTARTS if b.restarts is None else b.restarts,
@@ -70,7 +70,8 @@ def _jobs(cls: Callable[..., Design[Any]], default: int = 1) -> Callable[[Bounds
 
 
 MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry("wayout", "", _wayout, ("children", "jobs", "restarts")),
+    ModelEntry("wayout", "", _wayout(WayoutDesign), ("children", "jobs", "restarts")),
+    ModelEntry("wayout-serving", "", _wayout(WayoutServing), ("children", "jobs", "restarts")),
     ModelEntry("z1-agents-js-1748", "Z1", _jobs(AgentsJs1748), ("jobs",)),
     ModelEntry("z1-fixed-agents-js-1768", "Z1 fix", _jobs(AgentsJs1768), ("jobs",)),
     ModelEntry("z2-agents-js-sigterm", "Z2", lambda b: AgentsJsSigterm()),

@@ -100,6 +100,10 @@ class World:
     core: SupervisorCore
     jobs: tuple[JobFacts, ...]
     key: Any
+    #: Children whose process the world already ended (exit reported) but that
+    #: the core still lists. Empty for a correct core, which forgets a child
+    #: when its exit is reported; a dead process sends nothing ever again.
+    dead: frozenset[int] = frozenset()
 
 
 class WayoutDesign(Design[World]):
@@ -149,12 +153,19 @@ class WayoutDesign(Design[World]):
 
     # --- states -------------------------------------------------------------
 
-    def _world(self, core: SupervisorCore, jobs: tuple[JobFacts, ...]) -> World:
+    def _world(self, core: SupervisorCore, jobs: tuple[JobFacts, ...],
+               dead: frozenset[int] = frozenset()) -> World:
+        if dead:
+            dead = frozenset(c for c in dead if c in core.children)
         if self.symmetric_jobs:
-            return World(core, jobs, self._symmetric_key(core, jobs))
-        return World(core, jobs, (self._snapshot(core), jobs))
+            return World(core, jobs, self._symmetric_key(core, jobs, dead), dead)
+        dead_keys = tuple(sorted(
+            repr(core.children[c].key(core.now, True, self.config.max_jobs_per_child))
+            for c in dead))
+        return World(core, jobs, (self._snapshot(core), jobs, dead_keys), dead)
 
-    def _symmetric_key(self, core: SupervisorCore, facts: tuple[JobFacts, ...]) -> Any:
+    def _symmetric_key(self, core: SupervisorCore, facts: tuple[JobFacts, ...],
+                       dead: frozenset[int]) -> Any:
         """The state up to renaming children *and* jobs, and without text.
 
         Two states that differ only in which job id or child id plays which
@@ -196,7 +207,7 @@ class WayoutDesign(Design[World]):
             child_sigs.append((
                 c.state, None if c.deadline is None else c.deadline - now, c.pid is not None,
                 c.settled, c.mem_warned,
-                0 if recycle is None else min(c.jobs_done, recycle), jsig,
+                0 if recycle is None else min(c.jobs_done, recycle), jsig, cid in dead,
             ))
         free = [job_sig(jid, None) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
@@ -247,6 +258,8 @@ class WayoutDesign(Design[World]):
         now = core.now
         out: list[ev.Event] = []
         for cid, child in core.children.items():
+            if cid in w.dead:
+                continue
             state = child.state
             if child.pid is None:
                 # SpawnChild is not answered yet: the process starts, or cannot.
@@ -319,6 +332,7 @@ class WayoutDesign(Design[World]):
         jobs = list(w.jobs)
         if isinstance(event, ev.Submit):
             jobs.append(JobFacts())
+        dead = w.dead | {event.child} if isinstance(event, ev.ChildExited) else w.dead
         broken: list[str] = []
         spawns = 0
         dispatched_from_ready: set[int] = set()
@@ -336,7 +350,7 @@ class WayoutDesign(Design[World]):
                                   "ready")
             elif isinstance(cmd, ev.SettleJob):
                 broken.extend(self._settle(jobs, cmd, event))
-        return Step(label, self._world(core, tuple(jobs)),
+        return Step(label, self._world(core, tuple(jobs), dead),
                     time_passed=isinstance(event, ev.DeadlineReached), spawns=spawns,
                     broken=tuple(broken))
 
@@ -376,6 +390,9 @@ class WayoutDesign(Design[World]):
         if len(children) > cfg.max_children:
             broken.append(f"{len(children)} live children exceed max_children="
                           f"{cfg.max_children}")
+        for cid in state.dead:
+            broken.append(f"child {cid}'s process exited, but the core still lists it as "
+                          f"{children[cid].state}")
         for cid, child in children.items():
             if child.deadline is None:
                 broken.append(f"child {cid} is {child.state} with no armed deadline")
@@ -455,7 +472,8 @@ class WayoutDesign(Design[World]):
         for cid, c in sorted(core.children.items()):
             pid = "no pid yet" if c.pid is None else f"pid {c.pid}"
             held = "" if c.job is None else f", job {c.job}"
-            lines.append(f"child {cid}: {c.state} ({pid}{held}, {rel(c.deadline)})")
+            gone = ", process EXITED" if cid in state.dead else ""
+            lines.append(f"child {cid}: {c.state} ({pid}{held}, {rel(c.deadline)}{gone})")
         for jid, facts in enumerate(state.jobs):
             job = core.jobs.get(jid)
             if job is not None:
@@ -464,6 +482,26 @@ class WayoutDesign(Design[World]):
             else:
                 lines.append(f"job {jid}: {facts.outcome or '?'}")
         return "\n".join(lines)
+
+
+class WayoutServing(WayoutDesign):
+    """The same world with a user who never drains or closes the pool.
+
+    Closing is a way out of everything (it is bounded: stop, kill, abandon), so
+    with it "way out" only shows that shutdown works. Without it, every state
+    must lead back to service on its own: the pool refilled to its warm target
+    (or backing off on a timer) and every job settled. That is the property a
+    wedged pool like agents-js #1748 breaks while it still accepts jobs.
+    """
+
+    name = "wayout-serving"
+    title = "wayout's SupervisorCore, never drained or closed: it must recover by itself"
+
+    def __init__(self, children: int = 2, jobs: int = 3, restarts: int = 1,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("drain", False)
+        kwargs.setdefault("close", False)
+        super().__init__(children, jobs, restarts, **kwargs)
 
 
 def _spawn_proven(core: SupervisorCore) -> bool:
@@ -497,4 +535,4 @@ def _label(core: SupervisorCore, e: ev.Event) -> str:
     return f"child {child} sends {kind}" + ("" if job is None else f" (job {job})")
 
 
-__all__ = ["JobFacts", "WayoutDesign", "World", "model_config"]
+__all__ = ["JobFacts", "WayoutDesign", "WayoutServing", "World", "model_config"]

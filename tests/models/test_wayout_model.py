@@ -1,0 +1,245 @@
+"""wayout's own design: the real SupervisorCore in a model of the world.
+
+It must pass every property; and the checker must be able to fail it: each
+mutation below plants one historical kind of bug in the core (monkeypatched
+for one test) and the explorer must catch it with the right property.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fsm import errors
+from fsm import events as ev
+from fsm.core import ChildRecord, JobRecord, PoolRecord, SupervisorCore
+from models.design import NO_HOT_LOOP, SAFETY, WAY_OUT
+from models.explorer import explore
+from models.wayout import WayoutDesign, model_config
+
+
+def small(**kwargs: Any) -> WayoutDesign:
+    """One child, one job: a few thousand states, well under a second."""
+    kwargs.setdefault("children", 1)
+    kwargs.setdefault("idle", 1)
+    kwargs.setdefault("jobs", 1)
+    return WayoutDesign(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"children": 1, "idle": 1, "jobs": 0},
+    {"children": 1, "idle": 1, "jobs": 1},
+    {"children": 2, "idle": 1, "jobs": 1},
+    {"children": 2, "idle": 2, "jobs": 1},
+    {"children": 1, "idle": 1, "jobs": 1, "restarts": 0},
+], ids=repr)
+def test_wayout_design_passes_small_bounds(kwargs: dict[str, Any]) -> None:
+    result = explore(WayoutDesign(**kwargs))
+    assert result.stats.complete
+    assert result.violations == (), [v.message for v in result.violations]
+    assert result.checked == (SAFETY, WAY_OUT, "honest_availability", NO_HOT_LOOP)
+
+
+@pytest.mark.slow
+@pytest.mark.ci_slice
+def test_wayout_design_passes_the_default_bounds() -> None:
+    # 2 children, 3 jobs, max_restarts 1: what `wayout check` verifies.
+    result = explore(WayoutDesign(children=2, jobs=3, restarts=1))
+    assert result.stats.complete
+    assert result.violations == (), [v.message for v in result.violations]
+    assert result.stats.states > 10_000
+
+
+@pytest.mark.slow
+def test_wayout_design_passes_with_recycling_and_two_idle() -> None:
+    config = model_config(2, idle=2, restarts=1, max_jobs_per_child=1)
+    result = explore(WayoutDesign(jobs=2, config=config))
+    assert result.violations == (), [v.message for v in result.violations]
+
+
+def test_the_world_offers_every_first_event() -> None:
+    design = small(children=2, idle=2)
+    labels = sorted(step.label for step in design.successors(design.initial()))
+    assert labels == sorted([
+        "child 0's process starts", "child 0's process cannot be started",
+        "child 1's process starts", "child 1's process cannot be started",
+        "time passes to t=1 (+1s): deadlines fire",
+        "user submits job 0", "user calls drain()", "user calls close()",
+    ])
+
+
+def test_the_world_reaches_the_warm_target() -> None:
+    design = small()
+    w = design.initial()
+    for event in (ev.Spawned(0.0, 0, 100), ev.Hello(0.0, 0), ev.Ready(0.0, 0)):
+        w = design.apply(w, event).state
+    assert design.quiescent(w)
+    assert design.invariants(w) == []
+
+
+def test_job_symmetry_merges_states_without_changing_the_verdict() -> None:
+    plain = explore(small(jobs=2, cancel=False, drain=False, symmetric_jobs=False))
+    merged = explore(small(jobs=2, cancel=False, drain=False))
+    assert plain.violations == merged.violations == ()
+    assert merged.stats.states < plain.stats.states
+
+
+def test_the_compiled_engine_explores_the_same_graph_as_transitions() -> None:
+    fast = explore(small(cancel=False, drain=False))
+    slow = explore(small(cancel=False, drain=False, compiled=False))
+    assert (fast.stats.states, fast.stats.transitions, fast.stats.depth) == (
+        slow.stats.states, slow.stats.transitions, slow.stats.depth)
+
+
+# ----------------------------------------------------------------------------
+# Mutations: the checker must catch a broken core
+# ----------------------------------------------------------------------------
+
+
+def test_catches_a_state_without_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    arm = SupervisorCore._arm
+
+    def arm_except_warming(self: SupervisorCore,
+                           obj: ChildRecord | JobRecord | PoolRecord) -> None:
+        arm(self, obj)
+        if isinstance(obj, ChildRecord) and obj.state == "warming":
+            obj.deadline = None  # Z1/Z7: the warm-up is not bounded
+
+    monkeypatch.setattr(SupervisorCore, "_arm", arm_except_warming)
+    v = explore(small(jobs=0)).violation(SAFETY)
+    assert v is not None
+    assert "warming with no armed deadline" in v.message
+    assert v.trace.labels == ["child 0's process starts", "child 0 sends Hello"]
+
+
+def test_catches_a_hot_respawn_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    record = SupervisorCore._record_failure
+
+    def forget_failures(self: SupervisorCore, child: ChildRecord) -> None:
+        record(self, child)
+        self.failures.clear()  # Z5: no restart intensity, no back-off
+
+    monkeypatch.setattr(SupervisorCore, "_record_failure", forget_failures)
+    result = explore(small(jobs=0))
+    v = result.violation(NO_HOT_LOOP)
+    assert v is not None
+    assert v.trace.loop_start is not None
+    loop = v.trace.steps[v.trace.loop_start + 1:]
+    assert sum(s.spawns for s in loop) >= 1
+    assert not any(s.time_passed for s in loop)
+
+
+def test_catches_a_job_left_on_a_dead_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SupervisorCore, "_release_job", lambda self, child: None)
+    v = explore(small()).violation(SAFETY)
+    assert v is not None
+    assert "which does not hold it" in v.message
+
+
+def test_catches_a_job_settled_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    settle = SupervisorCore._settle
+
+    def settle_twice(self: SupervisorCore, job: int, *args: Any, **kwargs: Any) -> None:
+        settle(self, job, *args, **kwargs)
+        settle(self, job, *args, **kwargs)
+
+    monkeypatch.setattr(SupervisorCore, "_settle", settle_twice)
+    v = explore(small()).violation(SAFETY)
+    assert v is not None
+    assert "settled twice" in v.message
+
+
+def test_catches_a_never_started_job_failed_for_its_dead_child(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def release_without_requeue(self: SupervisorCore, child: ChildRecord) -> None:
+        # Z3 (LiveKit 1.8.9): whatever the job's state, its child's death fails it.
+        job = self.jobs.get(child.job) if child.job is not None else None
+        child.job = None
+        if job is None:
+            return
+        self._fire(job, "abort")
+        self._settle(job.ident, job.state, errors.ChildDied, "child died")
+        del self.jobs[job.ident]
+
+    monkeypatch.setattr(SupervisorCore, "_release_job", release_without_requeue)
+    v = explore(small()).violation(SAFETY)
+    assert v is not None
+    assert "never started" in v.message
+    # The job was dispatched and its child died before any ack: it never ran.
+    assert "JobAck" not in " ".join(v.trace.labels)
+    assert v.trace.labels[-1] == "child 0 crashes"
+
+
+def test_catches_a_dead_child_the_core_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_exit = SupervisorCore._on_child_exited
+
+    def ignore_exit_while_warming(self: SupervisorCore, e: ev.ChildExited) -> None:
+        child = self.children.get(e.child)
+        if child is not None and child.state == "warming":
+            return  # #1748: nothing awaits the exit during initialize()
+        on_exit(self, e)
+
+    monkeypatch.setitem(_handlers(), ev.ChildExited, ignore_exit_while_warming)
+    result = explore(small(jobs=0))
+    v = result.violation(SAFETY)
+    assert v is not None
+    assert "process exited, but the core still lists it as warming" in v.message
+    # wayout's deadlines still get it out: initialize_timeout kills, kill_timeout abandons.
+    assert WAY_OUT not in result.found
+
+
+def test_catches_the_1748_wedge(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_exit = SupervisorCore._on_child_exited
+    arm = SupervisorCore._arm
+
+    def ignore_exit_while_warming(self: SupervisorCore, e: ev.ChildExited) -> None:
+        child = self.children.get(e.child)
+        if child is None or child.state != "warming":
+            on_exit(self, e)
+
+    def arm_except_warming(self: SupervisorCore,
+                           obj: ChildRecord | JobRecord | PoolRecord) -> None:
+        arm(self, obj)
+        if isinstance(obj, ChildRecord) and obj.state == "warming":
+            obj.deadline = None  # the init timer does nothing
+
+    monkeypatch.setitem(_handlers(), ev.ChildExited, ignore_exit_while_warming)
+    monkeypatch.setattr(SupervisorCore, "_arm", arm_except_warming)
+    # A user may always close the pool (a bounded way out of anything), so the
+    # wedge shows where the user keeps the pool serving.
+    assert WAY_OUT not in explore(small(jobs=1)).found
+    result = explore(small(jobs=1, drain=False, close=False))
+    v = result.violation(WAY_OUT)
+    assert v is not None
+    assert v.trace.labels[-1] == "child 0 crashes"
+    assert "child 0: warming" in v.trace.steps[-1].state
+
+
+def test_catches_a_core_that_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: SupervisorCore, e: ev.Pong) -> None:
+        raise errors.InvalidTransition("child", e.child, "ready", "pong")
+
+    monkeypatch.setitem(_handlers(), ev.Pong, refuse)
+    v = explore(small(jobs=0)).violation(SAFETY)
+    assert v is not None
+    assert "the core raised InvalidTransition on child 0 sends Pong" in v.message
+
+
+def _handlers() -> dict[type[ev.Event], Any]:
+    from fsm import core
+
+    handlers: dict[type[ev.Event], Any] = core._HANDLERS
+    return handlers
+
+
+def test_events_iterate_in_a_stable_order() -> None:
+    # Replaying a trace needs successors() to be a function of the state.
+    design = small(children=2, idle=2)
+    w = design.initial()
+
+    def labels() -> Iterator[str]:
+        return (s.label for s in design.successors(w))
+
+    assert list(labels()) == list(labels())
