@@ -16,11 +16,15 @@ from .script import ANY, Has, Script, cfg, settle, state, view
 
 ONE = cfg(max_children=1)
 RECYCLE = cfg(max_children=1, max_jobs_per_child=1)
+# The availability reasons of a pool with no ready child.
+NEVER_READY = "no ready child, and no child has become ready yet"
+LAST_FAILED = "no ready child, and the last child failed: "
 
 
 def at_spawned() -> Script:
     s = Script(ONE)
-    assert s.started == [ev.SpawnChild(0), ev.ReportAvailability(True, ANY)]
+    # Unavailable until a child has become ready: spawning is not proven yet.
+    assert s.started == [ev.SpawnChild(0), ev.ReportAvailability(False, NEVER_READY)]
     return s
 
 
@@ -33,7 +37,7 @@ def at_warming() -> Script:
 def at_ready(config: object = ONE) -> Script:
     s = Script(config)  # type: ignore[arg-type]
     s.feed(ev.Spawned(0.1, 0, 100), ev.Hello(0.1, 0))
-    assert s(ev.Ready(0.2, 0)) == []
+    assert s(ev.Ready(0.2, 0)) == [ev.ReportAvailability(True, "a ready child is idle")]
     assert view(s.core) == state("running", {"ready": 1}, available=True)
     return s
 
@@ -81,28 +85,25 @@ def reason(s: Script) -> str:
 
 def test_exit_while_spawned() -> None:
     s = at_spawned()
-    assert s(ev.ChildExited(0.5, 0, 1)) == [
-        ev.SpawnChild(1),
-        ev.ReportAvailability(False, Has("child 0: exited with code 1 while spawned")),
-    ]
+    # Unavailable already (no child was ever ready): nothing to report.
+    assert s(ev.ChildExited(0.5, 0, 1)) == [ev.SpawnChild(1)]
+    assert reason(s) == LAST_FAILED + "child 0: exited with code 1 while spawned"
     assert view(s.core) == state("starting", {"spawned": 1}, available=False, budget=2)
 
 
 def test_spawn_that_could_not_start() -> None:
     s = at_spawned()
-    assert s(ev.ChildExited(0.5, 0, None)) == [
-        ev.SpawnChild(1),
-        ev.ReportAvailability(False, Has("child 0: could not be started while spawned")),
-    ]
+    # Unavailable already (no child was ever ready): nothing to report.
+    assert s(ev.ChildExited(0.5, 0, None)) == [ev.SpawnChild(1)]
+    assert reason(s) == LAST_FAILED + "child 0: could not be started while spawned"
     assert view(s.core) == state("starting", {"spawned": 1}, available=False, budget=2)
 
 
 def test_exit_while_warming() -> None:
     s = at_warming()
-    assert s(ev.ChildExited(0.5, 0, 3)) == [
-        ev.SpawnChild(1),
-        ev.ReportAvailability(False, Has("child 0: exited with code 3 while warming")),
-    ]
+    # Unavailable already (no child was ever ready): nothing to report.
+    assert s(ev.ChildExited(0.5, 0, 3)) == [ev.SpawnChild(1)]
+    assert reason(s) == LAST_FAILED + "child 0: exited with code 3 while warming"
     assert view(s.core) == state("starting", {"spawned": 1}, available=False, budget=2)
 
 
@@ -157,7 +158,7 @@ def test_exit_while_failed_is_the_reap() -> None:
     assert s(ev.ChildExited(0.5, 0, -9)) == [ev.SpawnChild(1)]
     # The kill was already counted as the failure; the reap is not a second one.
     assert view(s.core) == state("running", {"spawned": 1}, available=False, budget=2)
-    assert reason(s) == "no ready child, and the last child failed: child 0: bad message: garbage"
+    assert reason(s) == LAST_FAILED + "child 0: bad message: garbage"
 
 
 # --- the child hangs: its state's deadline, then the kill's --------------------------
@@ -166,10 +167,9 @@ def test_exit_while_failed_is_the_reap() -> None:
 def test_hang_while_spawned_is_killed_at_spawn_timeout_then_abandoned() -> None:
     s = at_spawned()
     assert s.core.next_deadline() == 1.0
-    assert s.at_deadline() == [
-        ev.Kill(0, "sent no hello within spawn_timeout=1s"),
-        ev.ReportAvailability(False, Has("sent no hello")),
-    ]
+    # Unavailable already (no child was ever ready): nothing to report.
+    assert s.at_deadline() == [ev.Kill(0, "sent no hello within spawn_timeout=1s")]
+    assert reason(s) == LAST_FAILED + "child 0: sent no hello within spawn_timeout=1s"
     assert view(s.core) == state("starting", {"failed": 1}, available=False, budget=2)
     assert s.core.next_deadline() == 1.0 + 4.0
     # Never reaped: abandoned at kill_timeout, the slot goes to a replacement.
@@ -183,10 +183,12 @@ def test_hang_while_spawned_is_killed_at_spawn_timeout_then_abandoned() -> None:
 def test_hang_while_warming_is_killed_at_initialize_timeout_then_abandoned() -> None:
     s = at_warming()
     assert s.core.next_deadline() == 0.1 + 2.0
+    # Unavailable already (no child was ever ready): nothing to report.
     assert s.at_deadline() == [
         ev.Kill(0, "did not finish its initializer within initialize_timeout=2s"),
-        ev.ReportAvailability(False, Has("initialize_timeout")),
     ]
+    assert reason(s) == LAST_FAILED + (
+        "child 0: did not finish its initializer within initialize_timeout=2s")
     assert view(s.core) == state("starting", {"failed": 1}, available=False, budget=2)
     assert s.at_deadline() == [ev.SpawnChild(1)]
     assert s.now == 0.1 + 2.0 + 4.0
@@ -327,10 +329,11 @@ def test_abandoning_the_child_of_a_running_job_fails_the_job() -> None:
 
 def test_init_error_while_warming_kills_and_replaces() -> None:
     s = at_warming()
+    # Unavailable already (no child was ever ready): nothing to report.
     assert s(ev.InitError(0.5, 0, "ImportError: numpy")) == [
         ev.Kill(0, "initializer failed: ImportError: numpy"),
-        ev.ReportAvailability(False, Has("initializer failed: ImportError: numpy")),
     ]
+    assert reason(s) == LAST_FAILED + "child 0: initializer failed: ImportError: numpy"
     assert view(s.core) == state("starting", {"failed": 1}, available=False, budget=2)
     assert s(ev.ChildExited(0.6, 0, 1)) == [ev.SpawnChild(1)]
     assert view(s.core) == state("starting", {"spawned": 1}, available=False, budget=2)
@@ -338,10 +341,11 @@ def test_init_error_while_warming_kills_and_replaces() -> None:
 
 def test_init_error_while_spawned_breaks_the_protocol() -> None:
     s = at_spawned()
+    # Unavailable already (no child was ever ready): nothing to report.
     assert s(ev.InitError(0.5, 0, "boom")) == [
         ev.Kill(0, "protocol violation: init error while spawned"),
-        ev.ReportAvailability(False, Has("protocol violation")),
     ]
+    assert reason(s) == LAST_FAILED + "child 0: protocol violation: init error while spawned"
     assert view(s.core) == state("starting", {"failed": 1}, available=False, budget=2)
 
 
@@ -393,19 +397,17 @@ def test_init_error_while_stopping_or_failed_is_stale_and_ignored() -> None:
 
 def test_bad_message_while_spawned() -> None:
     s = at_spawned()
-    assert s(ev.BadMessage(0.5, 0, "not msgpack")) == [
-        ev.Kill(0, "bad message: not msgpack"),
-        ev.ReportAvailability(False, Has("bad message: not msgpack")),
-    ]
+    # Unavailable already (no child was ever ready): nothing to report.
+    assert s(ev.BadMessage(0.5, 0, "not msgpack")) == [ev.Kill(0, "bad message: not msgpack")]
+    assert reason(s) == LAST_FAILED + "child 0: bad message: not msgpack"
     assert view(s.core) == state("starting", {"failed": 1}, available=False, budget=2)
 
 
 def test_bad_message_while_warming() -> None:
     s = at_warming()
-    assert s(ev.BadMessage(0.5, 0, "oversized")) == [
-        ev.Kill(0, "bad message: oversized"),
-        ev.ReportAvailability(False, Has("bad message: oversized")),
-    ]
+    # Unavailable already (no child was ever ready): nothing to report.
+    assert s(ev.BadMessage(0.5, 0, "oversized")) == [ev.Kill(0, "bad message: oversized")]
+    assert reason(s) == LAST_FAILED + "child 0: bad message: oversized"
     assert view(s.core) == state("starting", {"failed": 1}, available=False, budget=2)
 
 

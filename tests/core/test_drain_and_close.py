@@ -80,17 +80,21 @@ def test_drain_timeout_closes_and_settles_unfinished_jobs_with_pool_closed() -> 
     assert s(ev.Drain(1.0)) == [ev.ReportAvailability(False, "the pool is draining")]
     assert view(s.core) == state("draining", {"ready": 1, "busy": 1}, {"running": 1},
                                  available=False, config=C3)
+    # The busy child is told to cancel the job just settled (it then exits); the
+    # ready one to stop.
     assert s.at_deadline() == [
         settle(1, "failed", PoolClosed, "job 1 did not finish: the pool closed"),
-        ev.SendStop(0),
+        ev.SendCancel(0, 1),
         ev.SendStop(1),
     ]
     assert s.now == 1.0 + 25.0
     assert view(s.core) == state("closing", {"stopping": 2}, available=False, config=C3)
     assert [c.message for c in s.of(ev.Log)][-1] == (
         "drain_timeout=25s passed with 1 jobs unfinished; closing")
-    # The result that arrives after the drain ended is stale.
+    # The result (or cancel ack) that arrives after the drain ended is stale.
     assert s(ev.JobDone(26.5, 0, 1, "late")) == []
+    assert s(ev.CancelAck(26.5, 0, 1)) == []
+    assert view(s.core) == state("closing", {"stopping": 2}, available=False, config=C3)
     s.feed(ev.ChildExited(26.6, 0, 0), ev.ChildExited(26.7, 1, 0))
     assert view(s.core) == state("closed", available=False, config=C3)
     assert list(s.outcomes) == [1]
@@ -110,16 +114,19 @@ def test_close_settles_every_job_once_and_stops_every_child() -> None:
         settle(2, "cancelled", JobCancelled, "job 2 was cancelled; the pool closed"),
         settle(3, "failed", PoolClosed, "job 3 did not finish: the pool closed"),
         settle(4, "failed", PoolClosed, "job 4 did not finish: the pool closed"),
-        ev.SendStop(0),
-        ev.SendStop(2),
+        # Busy children are told to cancel their (now settled) jobs; child 1 is
+        # already stopping, cancelling job 2.
+        ev.SendCancel(0, 1),
+        ev.SendCancel(2, 3),
     ]
     assert view(s.core) == state("closing", {"stopping": 3}, available=False, config=C3)
     # Late reports of settled jobs are stale: no second outcome.
     assert s(ev.JobDone(1.1, 0, 1, "late")) == []
+    assert s(ev.CancelAck(1.1, 0, 1)) == []
     assert s(ev.CancelAck(1.1, 1, 2)) == []
     assert s(ev.Close(1.2)) == []
     assert s(ev.Drain(1.2)) == []
-    # Child 0 exits; child 1 (stopping since 0.6) and child 2 ignore the stop.
+    # Child 0 exits; child 1 (stopping since 0.6) and child 2 ignore the cancel.
     s(ev.ChildExited(1.3, 0, 0))
     assert s.at_deadline() == [
         ev.Kill(1, "cancelling job 2; then did not stop within close_timeout=3s"),
@@ -157,11 +164,12 @@ def test_close_of_a_job_being_cancelled_for_its_timeout_gives_job_timeout() -> N
 def test_close_while_starting_kills_every_starting_child_and_closes_on_their_reap() -> None:
     s = Script(cfg(num_idle=2, max_children=3))
     s.feed(ev.Spawned(0.1, 0, 100), ev.Hello(0.1, 0))
+    # Unavailable already (no child was ever ready): nothing to report.
     assert s(ev.Close(0.2)) == [
         ev.Kill(0, "pool closing"),
         ev.Kill(1, "pool closing"),
-        ev.ReportAvailability(False, "the pool is closing"),
     ]
+    assert s.core.status().reason == "the pool is closing"
     # Killing starting children on close is not their failure.
     assert s.core.status().restart_budget == 3
     s(ev.ChildExited(0.3, 0, -9))

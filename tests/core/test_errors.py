@@ -47,7 +47,7 @@ def test_submit_with_a_bad_timeout_is_refused_naming_the_job(timeout: Any) -> No
     s = Script()
     before = s.core.clone()
     with pytest.raises(ConfigError, match=re.escape(
-            f"job 7: timeout must be a finite number > 0, got {timeout!r}")):
+            f"job 7: timeout must be a finite number of seconds > 0, got {timeout!r}")):
         s.core.handle(ev.Submit(0.5, 7, timeout=timeout))
     # Refused before anything changed: the job does not exist.
     assert (s.core.jobs, s.core.queue, s.core.children) == (

@@ -114,14 +114,35 @@ def test_cancel_of_a_queued_job_settles_it_at_once() -> None:
     s.feed(ev.Submit(0.1, 1))
     assert view(s.core) == state("starting", {"spawned": 1}, {"queued": 1}, queued=1,
                                  available=False)
+    # No child was ever ready: unavailable before and after, nothing to report.
     assert s(ev.Cancel(0.2, 1)) == [
         settle(1, "cancelled", JobCancelled, "job 1 was cancelled before it started"),
-        ev.ReportAvailability(True, ANY),
     ]
-    assert view(s.core) == state("starting", {"spawned": 1}, available=True)
+    assert view(s.core) == state("starting", {"spawned": 1}, available=False)
+    assert s.core.status().reason == "no ready child, and no child has become ready yet"
     # Cancel is idempotent: a second one, or one for an unknown job, does nothing.
     assert s(ev.Cancel(0.3, 1)) == []
     assert s(ev.Cancel(0.3, 99)) == []
+
+
+def test_cancel_of_a_queued_job_frees_the_capacity_it_held() -> None:
+    two = cfg(max_children=2)
+    s = Script(two)
+    s.warm(0, 0.1)
+    # Child 0 runs job 1; child 1 warms in its place; job 2 waits for it.
+    s.feed(ev.Submit(0.2, 1), ev.JobAck(0.2, 0, 1))
+    assert s(ev.Submit(0.3, 2)) == [ev.ReportAvailability(
+        False, "all 2 children are busy or starting and 1 jobs are queued")]
+    assert view(s.core) == state("running", {"busy": 1, "spawned": 1},
+                                 {"queued": 1, "running": 1}, queued=1, available=False,
+                                 config=two)
+    # Cancelled, job 2 no longer claims the warming child: available again.
+    assert s(ev.Cancel(0.4, 2)) == [
+        settle(2, "cancelled", JobCancelled, "job 2 was cancelled before it started"),
+        ev.ReportAvailability(True, "a child is warming or can be spawned"),
+    ]
+    assert view(s.core) == state("running", {"busy": 1, "spawned": 1}, {"running": 1},
+                                 available=True, config=two)
 
 
 def test_cancel_of_a_dispatched_job_stops_its_child() -> None:

@@ -5,27 +5,28 @@ from __future__ import annotations
 from fsm import events as ev
 from fsm.errors import NoCapacity
 
-from .script import ANY, Has, Script, cfg, settle, state, view
+from .script import ANY, Script, cfg, settle, state, view
 
 
 def test_start_spawns_num_idle_children_and_runs_once_they_are_ready() -> None:
     s = Script(cfg(num_idle=2), start=False)
-    assert view(s.core) == state("starting", available=True)
+    # No child has become ready yet: a job could not count on spawning working.
+    assert view(s.core) == state("starting", available=False)
     assert s(ev.Start(0.0)) == [
         ev.SpawnChild(0),
         ev.SpawnChild(1),
-        ev.ReportAvailability(True, Has("warming")),
+        ev.ReportAvailability(False, "no ready child, and no child has become ready yet"),
     ]
-    assert view(s.core) == state("starting", {"spawned": 2}, available=True)
+    assert view(s.core) == state("starting", {"spawned": 2}, available=False)
     # The spawn deadlines are armed from SpawnChild, before any pid is known.
     assert s.core.next_deadline() == 1.0
     assert s(ev.Spawned(0.1, 0, 100)) == []
     assert s(ev.Hello(0.2, 0)) == [ev.SendInit(0)]
     assert s(ev.Spawned(0.2, 1, 101)) == []
     assert s(ev.Hello(0.3, 1)) == [ev.SendInit(1)]
-    assert view(s.core) == state("starting", {"warming": 2}, available=True)
+    assert view(s.core) == state("starting", {"warming": 2}, available=False)
     assert s.core.next_deadline() == 0.2 + 2.0  # initialize_timeout of child 0
-    assert s(ev.Ready(0.5, 0)) == []
+    assert s(ev.Ready(0.5, 0)) == [ev.ReportAvailability(True, "a ready child is idle")]
     # One of two ready: still starting (but available: a child is idle).
     assert view(s.core) == state("starting", {"ready": 1, "warming": 1}, available=True)
     assert s.core.status().reason == "a ready child is idle"
@@ -49,26 +50,42 @@ def test_start_timeout_lets_the_pool_run_without_its_warm_target() -> None:
     assert s.now == 30.0
     assert s.of(ev.Log)[-1] == ev.Log(
         "warning", "pool started without 1 ready children within start_timeout=30s")
-    # Running but not warm: still available, since a child warms and nothing failed.
-    assert view(s.core) == state("running", {"warming": 1}, available=True, config=config)
+    # Running but not warm, and not available: no child has become ready yet,
+    # so a job could not count on the one that warms.
+    assert view(s.core) == state("running", {"warming": 1}, available=False, config=config)
+    assert s.core.status().reason == "no ready child, and no child has become ready yet"
     assert s.core.pool.deadline == 40.0
     s.until(50.0)
     assert s.core.children[0].state == "warming"
+    # Still unavailable (nothing to report), now naming the failure.
     assert s.until(50.1) == [
         ev.Kill(0, "did not finish its initializer within initialize_timeout=50s"),
         ev.SpawnChild(1),
-        ev.ReportAvailability(False, Has("initialize_timeout=50s")),
     ]
+    assert view(s.core) == state("running", {"failed": 1, "spawned": 1}, available=False,
+                                 budget=2, config=config)
+    assert s.core.status().reason == (
+        "no ready child, and the last child failed: "
+        "child 0: did not finish its initializer within initialize_timeout=50s"
+    )
 
 
 def test_start_with_num_idle_zero_runs_at_once_and_spawns_on_demand() -> None:
     s = Script(cfg(num_idle=0), start=False)
-    assert s(ev.Start(0.0)) == [ev.ReportAvailability(True, Has("can be spawned"))]
-    assert view(s.core) == state("running", available=True)
+    # Running at once, but not available until a child has proven spawning works.
+    assert s(ev.Start(0.0)) == [
+        ev.ReportAvailability(False, "no ready child, and no child has become ready yet"),
+    ]
+    assert view(s.core) == state("running", available=False)
     assert s(ev.Submit(1.0, 5)) == [ev.SpawnChild(0)]
     assert view(s.core) == state("running", {"spawned": 1}, {"queued": 1}, queued=1,
-                                 available=True)
-    assert s.warm(0, 1.5) == [ev.SendInit(0), ev.SendJob(0, 5)]
+                                 available=False)
+    # The child takes the job at once; spawning is proven, and there is room for more.
+    assert s.warm(0, 1.5) == [
+        ev.SendInit(0),
+        ev.SendJob(0, 5),
+        ev.ReportAvailability(True, "a child is warming or can be spawned"),
+    ]
     assert s(ev.JobAck(1.6, 0, 5)) == []
     assert s(ev.JobDone(1.7, 0, 5, "ok")) == [settle(5, "done", value="ok")]
     # num_idle is 0: the idle child is kept (it is not surplus to max_children).
@@ -78,20 +95,32 @@ def test_start_with_num_idle_zero_runs_at_once_and_spawns_on_demand() -> None:
 # --- availability ------------------------------------------------------------
 
 
-def test_available_while_a_child_warms_and_nothing_failed() -> None:
-    s = Script()
-    assert s.started == [ev.SpawnChild(0), ev.ReportAvailability(True, ANY)]
-    assert s.core.available
+def test_unavailable_before_the_first_ready_child_then_available_while_a_child_warms() -> None:
+    s = Script(cfg(max_children=2))
+    # Before any child is ready, spawning is not known to work: a warming child
+    # is no promise.
+    assert s.started == [
+        ev.SpawnChild(0),
+        ev.ReportAvailability(False, "no ready child, and no child has become ready yet"),
+    ]
+    assert s.feed(ev.Spawned(0.1, 0, 100), ev.Hello(0.1, 0)) == [ev.SendInit(0)]
+    assert view(s.core) == state("starting", {"warming": 1}, available=False)
+    assert s.core.status().reason == "no ready child, and no child has become ready yet"
+    assert s(ev.Ready(0.2, 0)) == [ev.ReportAvailability(True, "a ready child is idle")]
+    # Spawning is proven: with the only ready child busy and no room left, the
+    # child that warms in its place keeps the pool available (nothing reported).
+    assert s(ev.Submit(0.3, 1)) == [ev.SendJob(0, 1), ev.SpawnChild(1)]
+    assert s.feed(ev.Spawned(0.4, 1, 101), ev.Hello(0.4, 1)) == [ev.SendInit(1)]
+    assert view(s.core) == state("running", {"busy": 1, "warming": 1}, {"dispatched": 1},
+                                 available=True)
     assert s.core.status().reason == "a child is warming or can be spawned"
 
 
 def test_unavailable_after_a_failed_spawn_until_a_child_is_ready() -> None:
     s = Script()
-    # The process could not be started at all.
-    assert s(ev.ChildExited(0.1, 0, None)) == [
-        ev.SpawnChild(1),
-        ev.ReportAvailability(False, Has("could not be started")),
-    ]
+    # The process could not be started at all: before any child was ready, the
+    # pool stays unavailable (nothing to report), and the reason names the failure.
+    assert s(ev.ChildExited(0.1, 0, None)) == [ev.SpawnChild(1)]
     assert view(s.core) == state("starting", {"spawned": 1}, available=False, budget=2)
     assert s.core.status().reason == (
         "no ready child, and the last child failed: child 0: could not be started while spawned"
@@ -99,9 +128,25 @@ def test_unavailable_after_a_failed_spawn_until_a_child_is_ready() -> None:
     # The replacement says hello: still not proven.
     assert s.feed(ev.Spawned(0.2, 1, 101), ev.Hello(0.3, 1)) == [ev.SendInit(1)]
     assert not s.core.available
-    # Ready: available again, reported once.
+    # Ready: available, reported once.
     assert s(ev.Ready(0.4, 1)) == [ev.ReportAvailability(True, "a ready child is idle")]
     assert view(s.core) == state("running", {"ready": 1}, available=True, budget=2)
+    # Once proven, a failed spawn withdraws the proof: with child 1 busy, the
+    # spawned child 2 failing makes the pool unavailable at once, reported once.
+    assert s(ev.Submit(0.5, 7)) == [ev.SendJob(1, 7), ev.SpawnChild(2)]
+    assert s.core.status().reason == "a child is warming or can be spawned"
+    assert s(ev.ChildExited(0.6, 2, None)) == [
+        ev.SpawnChild(3),
+        ev.ReportAvailability(False, "no ready child, and the last child failed: "
+                                     "child 2: could not be started while spawned"),
+    ]
+    assert view(s.core) == state("running", {"busy": 1, "spawned": 1}, {"dispatched": 1},
+                                 available=False, budget=1)
+    assert s.feed(ev.Spawned(0.7, 3, 103), ev.Hello(0.7, 3)) == [ev.SendInit(3)]
+    assert not s.core.available
+    assert s(ev.Ready(0.8, 3)) == [ev.ReportAvailability(True, "a ready child is idle")]
+    assert view(s.core) == state("running", {"busy": 1, "ready": 1}, {"dispatched": 1},
+                                 available=True, budget=1)
 
 
 def test_unavailable_when_every_child_is_busy_and_no_room_is_left() -> None:
@@ -125,12 +170,18 @@ def test_availability_is_reported_only_when_it_changes() -> None:
     # Dispatch to the only ready child; a second one can still be spawned.
     s.feed(ev.Submit(0.2, 1), ev.JobAck(0.2, 0, 1))
     s.feed(ev.JobDone(0.3, 0, 1), ev.Submit(0.4, 2), ev.JobAck(0.4, 0, 2))
+    # Unavailable until child 0 was ready; then the busy child's warming
+    # replacement keeps it available, so nothing more is reported.
     reports = s.of(ev.ReportAvailability)
-    assert reports == [ev.ReportAvailability(True, "a child is warming or can be spawned")]
+    assert reports == [
+        ev.ReportAvailability(False, "no ready child, and no child has become ready yet"),
+        ev.ReportAvailability(True, "a ready child is idle"),
+    ]
     # Each change is reported exactly once, alternating.
     s(ev.Drain(0.5))
     s(ev.JobDone(0.6, 0, 2))
     assert s.of(ev.ReportAvailability) == [
+        ev.ReportAvailability(False, ANY),
         ev.ReportAvailability(True, ANY),
         ev.ReportAvailability(False, "the pool is draining"),
     ]
