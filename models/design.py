@@ -97,6 +97,15 @@ class Design(ABC, Generic[S]):
         """The safety invariants ``state`` breaks, each as a sentence (none by default)."""
         return ()
 
+    def silent_step(self, state: S) -> Step[S] | None:
+        """The step that happens if the world stays silent: only time passes.
+
+        Optional (None: unknown). A design that can say it lets a bounded
+        search try "nobody answers, the deadlines fire" cheaply first, which
+        is how a design with deadlines everywhere always gets out.
+        """
+        return None
+
     def goals(self) -> Sequence[Goal[S]]:
         """Leads-to properties checked besides ``way_out`` (none by default)."""
         return ()

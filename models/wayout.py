@@ -376,6 +376,12 @@ class WayoutDesign(Design[World]):
             broken.append(f"job {jid} was reported raising, but no child reported an error")
         return broken
 
+    def silent_step(self, state: World) -> Step[World] | None:
+        deadline = state.core.next_deadline()
+        if deadline is None:
+            return None
+        return self.apply(state, ev.DeadlineReached(now=max(deadline, state.core.now)))
+
     def successors(self, state: World) -> Iterator[Step[World]]:
         for event in self.events(state):
             yield self.apply(state, event)
