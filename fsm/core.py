@@ -20,15 +20,14 @@ pool short of its target.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, cast
 
 from fsm import errors
 from fsm import events as ev
-from fsm.config import PoolConfig
-from fsm.errors import ConfigError, WayoutError
+from fsm.config import PoolConfig, job_timeout
+from fsm.errors import WayoutError
 from fsm.lifecycles import CHILD, JOB, POOL
 from fsm.machine import Lifecycle, lifecycle
 
@@ -143,9 +142,10 @@ class SupervisorCore:
     next_child: int = 0
     # Times of recent failures (within restart_window), for restart intensity.
     failures: list[float] = field(default_factory=list)
-    # Failures since a child last became ready: while > 0, spawning is not
-    # known to work, so a new job could not count on it (availability).
-    consecutive_failures: int = 0
+    # A child became ready since the last failure: spawning is known to work,
+    # so a job could count on a new child (availability). False at start: a
+    # pool is not available before it has warmed a child.
+    spawn_proven: bool = False
     last_failure: str = ""
     backoff_level: int = 0
     heartbeat_at: float | None = None
@@ -212,18 +212,14 @@ class SupervisorCore:
     def _on_submit(self, e: ev.Submit) -> None:
         if e.job in self.jobs:
             raise WayoutError(f"job {e.job} was submitted twice: job ids must be unique")
-        timeout = self.config.job_timeout if e.timeout is None else e.timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (
-            math.isfinite(timeout) and timeout > 0
-        ):
-            raise ConfigError(f"job {e.job}: timeout must be a finite number > 0, got {timeout!r}")
+        timeout = job_timeout(self.config, e.timeout, job=e.job)
         if self.pool.state not in _ACCEPTING:
             self._settle(
                 e.job, "failed", errors.PoolClosed,
                 f"job {e.job} refused: the pool is {self.pool.state}; submit it to another worker",
             )
             return
-        job = JobRecord(ident=e.job, timeout=float(timeout), submitted=self.now)
+        job = JobRecord(ident=e.job, timeout=timeout, submitted=self.now)
         self.jobs[e.job] = job
         self._created(job, "submit")
         self.queue.append(e.job)
@@ -343,8 +339,8 @@ class SupervisorCore:
         child = self._child_for(e.child, "ready", ("warming",))
         if child is not None:
             self._fire(child, "warmed")
-            # Spawning works again: the restart budget and back-off start over.
-            self.consecutive_failures = 0
+            # Spawning works (again): back-off starts over.
+            self.spawn_proven = True
             self.backoff_level = 0
 
     def _on_init_error(self, e: ev.InitError) -> None:
@@ -531,7 +527,7 @@ class SupervisorCore:
         if self.failures and self.failures[0] <= horizon:
             self.failures = [t for t in self.failures if t > horizon]
         if len(self.failures) > cfg.max_restarts and pool.state in _KEEPS_WARM:
-            self.backoff_level += 1
+            self.backoff_level = min(self.backoff_level + 1, self._max_backoff_level())
             self._fire(pool, "back_off")
             self._log("warning", f"{len(self.failures)} child failures within "
                       f"restart_window={cfg.restart_window:g}s (max_restarts={cfg.max_restarts}); "
@@ -594,8 +590,10 @@ class SupervisorCore:
         children = self.children.values()
         if any(c.state == "ready" for c in children):
             return True, "a ready child is idle"
-        if self.consecutive_failures:
-            return False, f"no ready child, and the last child failed: {self.last_failure}"
+        if not self.spawn_proven:
+            why = f"the last child failed: {self.last_failure}" if self.last_failure else (
+                "no child has become ready yet")
+            return False, f"no ready child, and {why}"
         warming = sum(1 for c in children if c.state in _WARMING)
         room = self.config.max_children - len(self.children)
         if warming + room > len(self.queue):
@@ -644,6 +642,14 @@ class SupervisorCore:
         else:
             obj.deadline = self.now + self.config.duration(setting)
 
+    def _max_backoff_level(self) -> int:
+        """The level at which the delay reaches backoff_max: no need to count further."""
+        cfg = self.config
+        level = 1
+        while cfg.backoff_initial * 2 ** (level - 1) < cfg.backoff_max:
+            level += 1
+        return level
+
     def _backoff_delay(self) -> float:
         cfg = self.config
         level = max(self.backoff_level, 1)
@@ -677,7 +683,7 @@ class SupervisorCore:
     def _record_failure(self, child: ChildRecord) -> None:
         child.settled = True
         self.failures.append(self.now)
-        self.consecutive_failures += 1
+        self.spawn_proven = False
         self.last_failure = f"child {child.ident}: {child.reason}"
         self._log("warning", f"child {child.ident} (pid {child.pid}) failed: {child.reason}",
                   child.ident, child.job)
@@ -738,6 +744,9 @@ class SupervisorCore:
         """Settle every job, stop idle and busy children, kill starting ones."""
         self.heartbeat_at = None
         self.queue.clear()
+        # A busy child is told to cancel its job (it then exits), not merely to
+        # stop: the job is settled now, so its work is of no use to anyone.
+        busy_jobs = {c.ident: c.job for c in self.children.values() if c.state == "busy"}
         for job in list(self.jobs.values()):
             self._fire(job, "abort")
             if job.state == "cancelled":
@@ -749,7 +758,9 @@ class SupervisorCore:
         for child in list(self.children.values()):
             if child.state in ("ready", "busy"):
                 self._stop(child, "pool closing")
-                self._out.append(ev.SendStop(child.ident))
+                busy_job = busy_jobs.get(child.ident)
+                self._out.append(ev.SendStop(child.ident) if busy_job is None
+                                 else ev.SendCancel(child.ident, busy_job))
             elif child.state in _WARMING:
                 self._kill(child, "pool closing", failure=False)
 
@@ -828,7 +839,7 @@ class SupervisorCore:
             _rel(self.pool.deadline, now),
             _rel(self.heartbeat_at, now),
             tuple(t - now for t in self.failures),
-            self.consecutive_failures,
+            self.spawn_proven,
             # Only text (it names a child); dropped when naming must not matter.
             "" if canonical else self.last_failure,
             self.backoff_level,
@@ -844,14 +855,14 @@ class SupervisorCore:
         cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0, *, compiled: bool = False
     ) -> SupervisorCore:
         """The core that ``snapshot`` describes, at time ``now``."""
-        (pool_state, pool_deadline, heartbeat, failures, consecutive, last_failure,
+        (pool_state, pool_deadline, heartbeat, failures, spawn_proven, last_failure,
          backoff_level, reported, children, jobs, queue, next_child,
          ) = cast(tuple[Any, ...], snapshot)
         core = cls(config=config, now=now, compiled=compiled,
                    pool=PoolRecord(state=pool_state, deadline=_abs(pool_deadline, now)))
         core.heartbeat_at = _abs(heartbeat, now)
         core.failures = [t + now for t in failures]
-        core.consecutive_failures = consecutive
+        core.spawn_proven = spawn_proven
         core.last_failure = last_failure
         core.backoff_level = backoff_level
         core.reported = reported
@@ -889,7 +900,7 @@ class SupervisorCore:
         copy.queue = list(self.queue)
         copy.next_child = self.next_child
         copy.failures = list(self.failures)
-        copy.consecutive_failures = self.consecutive_failures
+        copy.spawn_proven = self.spawn_proven
         copy.last_failure = self.last_failure
         copy.backoff_level = self.backoff_level
         copy.heartbeat_at = self.heartbeat_at
