@@ -280,7 +280,7 @@ class SupervisorCore:
         cfg = self.config
         if cfg.memory_limit_mb is not None and e.mb > cfg.memory_limit_mb:
             self._kill(child, f"memory {e.mb:.0f} MB over memory_limit_mb={cfg.memory_limit_mb:g}",
-                       failure=True)
+                       failure=True, cause="memory")
             return
         if cfg.memory_warn_mb is not None:
             if e.mb > cfg.memory_warn_mb and not child.mem_warned:
@@ -326,7 +326,8 @@ class SupervisorCore:
             return child
         if child.state == "stopping":
             return None
-        self._kill(child, f"protocol violation: {event} while {child.state}", failure=True)
+        self._kill(child, f"protocol violation: {event} while {child.state}", failure=True,
+                   cause="protocol")
         return None
 
     def _on_hello(self, e: ev.Hello) -> None:
@@ -349,7 +350,7 @@ class SupervisorCore:
             child.reason = f"initializer failed: {e.reason}"
             self._record_failure(child)
             self._fire(child, "init_error")
-            self._out.append(ev.Kill(child.ident, child.reason))
+            self._out.append(ev.Kill(child.ident, child.reason, cause="init_error"))
 
     def _on_pong(self, e: ev.Pong) -> None:
         child = self.children.get(e.child)
@@ -359,7 +360,7 @@ class SupervisorCore:
     def _on_bad_message(self, e: ev.BadMessage) -> None:
         child = self.children.get(e.child)
         if child is not None and child.state in _KILLABLE:
-            self._kill(child, f"bad message: {e.reason}", failure=True)
+            self._kill(child, f"bad message: {e.reason}", failure=True, cause="protocol")
 
     def _job_for(self, e: ev.JobAck | ev.JobDone | ev.JobError | ev.CancelAck,
                  what: str, allowed: Iterable[str]) -> JobRecord | None:
@@ -380,7 +381,7 @@ class SupervisorCore:
         else:
             problem = f"{what} for job {e.job}, which it does not hold"
         if child.state in _KILLABLE:
-            self._kill(child, f"protocol violation: {problem}", failure=True)
+            self._kill(child, f"protocol violation: {problem}", failure=True, cause="protocol")
         return None
 
     def _on_job_ack(self, e: ev.JobAck) -> None:
@@ -452,7 +453,7 @@ class SupervisorCore:
         else:
             child.reason = f"{child.reason}; then {reason}"
         self._fire(child, "timeout")  # -> failed
-        self._out.append(ev.Kill(child.ident, child.reason))
+        self._out.append(ev.Kill(child.ident, child.reason, cause=setting))
 
     def _job_timeout(self, job: JobRecord) -> None:
         state = job.state
@@ -474,7 +475,8 @@ class SupervisorCore:
                 child.job = None
             if child is not None and child.state in _KILLABLE:
                 self._kill(child, f"sent no ack for job {job.ident} within "
-                           f"ack_timeout={self.config.ack_timeout:g}s", failure=True)
+                           f"ack_timeout={self.config.ack_timeout:g}s", failure=True,
+                           cause="ack_timeout")
         elif state == "running":
             self._begin_cancel(job, "timeout")
         else:  # cancelling: the child did not give the job up in time
@@ -484,7 +486,8 @@ class SupervisorCore:
             self._detach(job)
             if child is not None and child.state in _KILLABLE:
                 self._kill(child, f"did not cancel job {job.ident} within "
-                           f"close_timeout={self.config.close_timeout:g}s", failure=False)
+                           f"close_timeout={self.config.close_timeout:g}s", failure=False,
+                           cause="cancel")
 
     def _pool_timeout(self) -> None:
         state = self.pool.state
@@ -662,8 +665,10 @@ class SupervisorCore:
         self._created(child, "spawn")
         self._out.append(ev.SpawnChild(child.ident))
 
-    def _kill(self, child: ChildRecord, reason: str, *, failure: bool) -> None:
-        """SIGKILL ``child``; ``failure`` counts it toward restart intensity."""
+    def _kill(self, child: ChildRecord, reason: str, *, failure: bool, cause: str) -> None:
+        """SIGKILL ``child``; ``failure`` counts it toward restart intensity.
+
+        ``cause`` is one of ``events.KILL_CAUSES``."""
         if not child.settled:
             child.reason = reason
             if failure:
@@ -672,7 +677,7 @@ class SupervisorCore:
         else:
             child.reason = f"{child.reason}; then {reason}"
         self._fire(child, "kill")
-        self._out.append(ev.Kill(child.ident, child.reason))
+        self._out.append(ev.Kill(child.ident, child.reason, cause=cause))
 
     def _stop(self, child: ChildRecord, reason: str) -> None:
         """Ask ``child`` to exit; its end is ours, not a failure."""
@@ -762,7 +767,7 @@ class SupervisorCore:
                 self._out.append(ev.SendStop(child.ident) if busy_job is None
                                  else ev.SendCancel(child.ident, busy_job))
             elif child.state in _WARMING:
-                self._kill(child, "pool closing", failure=False)
+                self._kill(child, "pool closing", failure=False, cause="closing")
 
     # ------------------------------------------------------------------
     # Output helpers

@@ -9,7 +9,7 @@ events is a test and a list of commands is an assertion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fsm import errors
@@ -205,12 +205,24 @@ class SendStop(Command):
     child: int
 
 
+#: The causes a Kill names (a fixed set: metrics label kills by it).
+KILL_CAUSES = (
+    "spawn_timeout", "initialize_timeout", "ping_timeout", "close_timeout", "ack_timeout",
+    "init_error", "memory", "protocol", "cancel", "closing",
+)
+
+
 @dataclass(frozen=True)
 class Kill(Command):
-    """SIGKILL the process of ``child``; its reap is bounded by kill_timeout."""
+    """SIGKILL the process of ``child``; its reap is bounded by kill_timeout.
+
+    ``reason`` is the sentence for humans; ``cause`` is one of KILL_CAUSES, for
+    machines (it does not take part in equality: the reason says it all).
+    """
 
     child: int
     reason: str
+    cause: str = field(default="protocol", compare=False)
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,7 @@ SHUTDOWN_TIMEOUT = 2.0
 
 def pool_running(pool: Pool) -> bool:
     """Whether the pool's supervisor loop (its driver task) runs now."""
-    running = getattr(pool, "running", None)
-    if isinstance(running, bool):
-        return running
-    # Until Pool exposes ``running``: its driver task exists and has not ended.
-    driver = getattr(pool, "_driver", None)
-    return driver is not None and not driver.done()
+    return pool.running
 
 
 class HttpServer:

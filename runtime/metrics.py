@@ -14,7 +14,7 @@ between the core taking the job in and the core settling it.
 
 Label values are bounded by construction: lifecycle states and outcomes come
 from ``fsm.lifecycles``, error classes from ``fsm.errors``, and kill reasons
-(free text in the core) are bucketed into ``KILL_REASONS``.
+from the core's fixed ``Kill.cause`` values.
 
 Collect from the pool's event loop (``runtime.http.serve`` does):
 ``pool.status()`` reads the core, which only the loop's thread may touch.
@@ -41,38 +41,8 @@ from fsm import events as ev
 from fsm.lifecycles import CHILD, JOB, POOL
 from runtime.pool import PoolStatus
 
-#: The label values of ``wayout_child_kills_total``; a reason that matches none is "other".
-KILL_REASONS = (
-    "spawn_timeout",
-    "initialize_timeout",
-    "ping_timeout",
-    "close_timeout",
-    "ack_timeout",
-    "cancel",
-    "memory",
-    "init_error",
-    "protocol",
-    "closing",
-    "other",
-)
-
-# The core's reason for a failed initializer starts with this and goes on with
-# the user's exception text, which may contain any phrase below.
-_INIT_FAILED = "initializer failed"
-# Phrases of the core's other kill reasons, first match wins. "did not cancel
-# job N within close_timeout" must be tried before "close_timeout=".
-_KILL_PHRASES: tuple[tuple[str, str], ...] = (
-    ("within spawn_timeout=", "spawn_timeout"),
-    ("within initialize_timeout=", "initialize_timeout"),
-    ("within ping_timeout=", "ping_timeout"),
-    ("within ack_timeout=", "ack_timeout"),
-    ("did not cancel job", "cancel"),
-    ("within close_timeout=", "close_timeout"),
-    ("memory_limit_mb=", "memory"),
-    ("protocol violation", "protocol"),
-    ("bad message", "protocol"),
-    ("pool closing", "closing"),
-)
+#: The label values of ``wayout_child_kills_total``: the core's ``Kill.cause`` values.
+KILL_REASONS = ev.KILL_CAUSES
 
 #: Seconds; jobs run from milliseconds up to job_timeout (300 s by default).
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -82,22 +52,6 @@ START_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 #: The label value of ``src`` for a creation record (the core records it with source "").
 CREATED = "none"
-
-
-def kill_reason_label(reason: str) -> str:
-    """Bucket the core's free-text kill reason into one of ``KILL_REASONS``.
-
-    The core appends a later cause as ``"<first>; then <later>"`` (e.g. a
-    child told to stop that did not): the later one is why the child is
-    killed now, so only it is classified.
-    """
-    if reason.startswith(_INIT_FAILED):
-        return "init_error"
-    latest = reason.rsplit("; then ", 1)[-1]
-    for phrase, label in _KILL_PHRASES:
-        if phrase in latest:
-            return label
-    return "other"
 
 
 class ObservablePool(Protocol):
@@ -182,7 +136,7 @@ class PoolMetrics:
         if isinstance(command, ev.Transitioned):
             self._on_transitioned(command)
         elif isinstance(command, ev.Kill):
-            self.kills.labels(kill_reason_label(command.reason)).inc()
+            self.kills.labels(command.cause).inc()
         elif isinstance(command, ev.SettleJob):
             outcome = command.outcome
             error = outcome.error.__name__ if outcome.error is not None else "none"

@@ -241,6 +241,11 @@ class Pool:
     def config(self) -> PoolConfig:
         return self._config
 
+    @property
+    def running(self) -> bool:
+        """True while the supervisor loop runs (from ``start()`` until the pool closed)."""
+        return self._driver is not None and not self._driver.done()
+
     async def __aenter__(self) -> Pool:
         await self.start()
         return self
