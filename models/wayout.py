@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fsm import errors
 from fsm import events as ev
@@ -176,52 +176,59 @@ class WayoutDesign(Design[World]):
         them. Everything is relative to ``now``.
         """
         now = core.now
-        cfg = self.config
-        recycle = cfg.max_jobs_per_child
-        queue_pos = {jid: i for i, jid in enumerate(core.queue)}
+        recycle = self.config.max_jobs_per_child
+        queue = core.queue
         jobs = core.jobs
         nfacts = len(facts)
+        # Missing times become +inf, so that signatures are tuples of
+        # comparable values and sort without a key function (the hot path).
+        inf = _INF
 
-        def job_sig(jid: int, holder: int | None) -> tuple[Any, ...]:
+        def job_sig(jid: int, holder: int) -> tuple[Any, ...]:
             j = jobs[jid]
+            state = j.state
             f = facts[jid] if jid < nfacts else None
             return (
-                j.state, None if j.deadline is None else j.deadline - now, j.timeout,
+                state, inf if j.deadline is None else j.deadline - now, j.timeout,
                 # Read again only if the job goes back to the queue.
-                j.submitted - now if j.state in ("queued", "dispatched") else None,
-                j.cause, queue_pos.get(jid, -1),
+                j.submitted - now if state == "queued" or state == "dispatched" else inf,
+                j.cause, queue.index(jid) if state == "queued" and jid in queue else -1,
                 j.child is not None and j.child == holder, j.child is not None,
-                None if f is None else (bool(f.outcome), f.started),
+                () if f is None else (bool(f.outcome), f.started),
             )
 
-        held: set[int] = set()
+        held = set()
         child_sigs = []
         for cid, c in core.children.items():
-            jsig = None
-            if c.job is not None:
-                if c.job in jobs:
-                    held.add(c.job)
-                    jsig = job_sig(c.job, cid)
+            jsig: tuple[Any, ...] = ()
+            job = c.job
+            if job is not None:
+                if job in jobs:
+                    held.add(job)
+                    jsig = job_sig(job, cid)
                 else:
                     jsig = ("gone",)
             child_sigs.append((
-                c.state, None if c.deadline is None else c.deadline - now, c.pid is not None,
+                c.state, inf if c.deadline is None else c.deadline - now, c.pid is not None,
                 c.settled, c.mem_warned,
                 0 if recycle is None else min(c.jobs_done, recycle), jsig, cid in dead,
             ))
-        free = [job_sig(jid, None) for jid in jobs if jid not in held]
+        free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
-        settled = sum(1 for jid, f in enumerate(facts) if jid not in jobs and f.outcome)
+        settled = sum(1 for jid, f in enumerate(facts) if f.outcome and jid not in jobs)
         pool = core.pool
+        failures = core.failures
+        if len(failures) > self._failures_kept:
+            failures = failures[-self._failures_kept:]
         return (
             pool.state, None if pool.deadline is None else pool.deadline - now,
             None if core.heartbeat_at is None else core.heartbeat_at - now,
-            tuple(t - now for t in core.failures[-self._failures_kept:]),
+            tuple([t - now for t in failures]),
             _spawn_proven(core),
             min(core.backoff_level, self._level_cap),
             core.reported,
-            tuple(sorted(child_sigs, key=repr)) if len(child_sigs) > 1 else tuple(child_sigs),
-            tuple(sorted(free, key=repr)) if len(free) > 1 else tuple(free),
+            _sorted(child_sigs),
+            _sorted(free),
             settled,
             nfacts,
         )
@@ -337,19 +344,22 @@ class WayoutDesign(Design[World]):
         spawns = 0
         dispatched_from_ready: set[int] = set()
         for cmd in commands:
-            if isinstance(cmd, ev.Transitioned):
-                if cmd.kind == "child" and cmd.event == "dispatch" and cmd.source == "ready":
-                    dispatched_from_ready.add(cmd.ident)
-                elif cmd.kind == "job" and cmd.event == "ack":
-                    jobs[cmd.ident] = JobFacts(jobs[cmd.ident].outcome, True)
-            elif isinstance(cmd, ev.SpawnChild):
+            kind = type(cmd)  # exact types: cheaper than isinstance on the hot path
+            if kind is _TRANSITIONED:
+                t = cast(ev.Transitioned, cmd)
+                if t.event == "dispatch" and t.kind == "child" and t.source == "ready":
+                    dispatched_from_ready.add(t.ident)
+                elif t.event == "ack" and t.kind == "job":
+                    jobs[t.ident] = JobFacts(jobs[t.ident].outcome, True)
+            elif kind is _SPAWN:
                 spawns += 1
-            elif isinstance(cmd, ev.SendJob):
-                if cmd.child not in dispatched_from_ready:
-                    broken.append(f"job {cmd.job} was sent to child {cmd.child}, which was not "
-                                  "ready")
-            elif isinstance(cmd, ev.SettleJob):
-                broken.extend(self._settle(jobs, cmd, event))
+            elif kind is _SEND_JOB:
+                sent = cast(ev.SendJob, cmd)
+                if sent.child not in dispatched_from_ready:
+                    broken.append(f"job {sent.job} was sent to child {sent.child}, which was "
+                                  "not ready")
+            elif kind is _SETTLE:
+                broken.extend(self._settle(jobs, cast(ev.SettleJob, cmd), event))
         return Step(label, self._world(core, tuple(jobs), dead),
                     time_passed=isinstance(event, ev.DeadlineReached), spawns=spawns,
                     broken=tuple(broken))
@@ -508,6 +518,20 @@ class WayoutServing(WayoutDesign):
         kwargs.setdefault("drain", False)
         kwargs.setdefault("close", False)
         super().__init__(children, jobs, restarts, **kwargs)
+
+
+_INF = math.inf
+_TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
+
+
+def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
+    """Signatures in a canonical order (by value; by text if values do not compare)."""
+    if len(sigs) < 2:
+        return tuple(sigs)
+    try:
+        return tuple(sorted(sigs))
+    except TypeError:
+        return tuple(sorted(sigs, key=repr))
 
 
 def _spawn_proven(core: SupervisorCore) -> bool:
