@@ -21,6 +21,7 @@ from fsm.errors import WayoutError
 COMMANDS: tuple[str, ...] = (
     "diagrams",
     "demo",
+    "bench",
     "check",
 )
 

@@ -1,0 +1,215 @@
+"""Death detection, replenish (and its floor), cold jobs and the hung warm-up penalty.
+
+Every wait here is on an event: ``pool.wait_for`` (checked after every
+supervisor step) for wayout, a future's exception for the executors, a pipe
+for the bare process. Nothing sleeps to find out whether something happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+from concurrent.futures import Executor
+from typing import Any
+
+from runtime.bench import executors, jobs
+from runtime.bench.plan import Plan
+from runtime.bench.results import LOKY, PPE, WAYOUT, Measure
+
+DEATH = "death_detection"
+REPLENISH = "replenish"
+FLOOR = "replenish_floor"
+COLD = "cold_job"
+HUNG = "hung_warmup"
+
+#: Bound on every wait of these measures: a stuck pool must fail the bench, not hang it.
+WAIT_TIMEOUT_S = 60.0
+#: Restart intensity out of the way: the death measure kills children on purpose.
+MANY_RESTARTS = 1_000_000
+
+
+def _ms_since(t0: int) -> float:
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def _ready(n: int) -> Any:
+    return lambda s: s.children.get("ready", 0) >= n
+
+
+# ----------------------------------------------------------------------------
+# Death detection and replenish
+# ----------------------------------------------------------------------------
+
+
+def death_and_replenish(plan: Plan) -> list[Measure]:
+    death = Measure(DEATH, "death detection", "ms")
+    replenish = Measure(REPLENISH, "replenish", "ms",
+                        note=f"SIGKILL an idle child -> {plan.workers} children ready again")
+    floor = Measure(FLOOR, "  floor: bare process + 1 msg", "ms")
+    gc.collect()
+    detected, refilled = asyncio.run(_wayout_death(plan))
+    death.add(WAYOUT, detected)
+    replenish.add(WAYOUT, refilled)
+    death.note = ("SIGKILL an idle child -> the supervisor knows. wayout: the core's ready "
+                  "count drops (child 'exit' -> killed); executors: a pending future raises "
+                  "BrokenProcessPool")
+    for impl in (PPE, LOKY):
+        if impl == LOKY and (why := executors.loky_missing()) is not None:
+            death.missing[impl] = why
+            continue
+        n = plan.loky_death_samples if impl == LOKY else plan.executor_death_samples
+        death.add(impl, [_executor_death(impl, plan) for _ in range(n)])
+    replenish.missing[PPE] = "does not replenish: a dead worker breaks the whole executor"
+    replenish.missing[LOKY] = "does not replenish: a dead worker breaks the executor"
+    floor.add(WAYOUT, bare_start_floor(plan))
+    floor.note = (f"a bare multiprocessing process ({plan.start_method}) started until its "
+                  "first message over a pipe; wayout's column holds it (no pool involved)")
+    return [death, replenish, floor]
+
+
+async def _wayout_death(plan: Plan) -> tuple[list[float], list[float]]:
+    from runtime import Pool, PoolConfig
+
+    n = plan.workers
+    config = PoolConfig(num_idle=n, max_children=n, start_method=plan.start_method,
+                        max_restarts=MANY_RESTARTS)
+    detected: list[float] = []
+    refilled: list[float] = []
+    async with Pool(config) as pool:
+        for i in range(plan.death_samples + 1):  # the first is a warm-up
+            status = await pool.wait_for(_ready(n), timeout=WAIT_TIMEOUT_S)
+            if len(status.pids) != n:
+                # A replacement's pid is known before it is ready; wait for the old one's reap.
+                status = await pool.wait_for(lambda s: len(s.pids) == n and _ready(n)(s),
+                                             timeout=WAIT_TIMEOUT_S)
+            pid = next(iter(status.pids.values()))
+            t0 = time.perf_counter_ns()
+            os.kill(pid, signal.SIGKILL)
+            await pool.wait_for(lambda s: s.children.get("ready", 0) < n,
+                                timeout=WAIT_TIMEOUT_S)
+            seen = _ms_since(t0)
+            await pool.wait_for(_ready(n), timeout=WAIT_TIMEOUT_S)
+            back = _ms_since(t0)
+            if i:
+                detected.append(seen)
+                refilled.append(back)
+    return detected, refilled
+
+
+def _executor_death(impl: str, plan: Plan) -> float:
+    """One sample: a fresh executor, one worker busy, SIGKILL the idle one."""
+    executor: Executor = executors.make(impl, plan.workers, plan.start_method)
+    try:
+        pids = executors.warm(executor, plan.workers)
+        future, busy = executors.occupy_one(executor)
+        idle = sorted(pids - {busy})[0]
+        t0 = time.perf_counter_ns()
+        os.kill(idle, signal.SIGKILL)
+        try:
+            future.result(timeout=WAIT_TIMEOUT_S)
+        except executors.broken_errors():
+            return _ms_since(t0)
+        raise RuntimeError(f"{impl}: the pending future did not see its worker die")
+    finally:
+        executor.shutdown(wait=True)
+
+
+def bare_start_floor(plan: Plan) -> list[float]:
+    """Start a bare process with the same start method; time until its first message."""
+    ctx = multiprocessing.get_context(plan.start_method)
+    out = []
+    for i in range(plan.floor_samples + 1):  # the first may start the forkserver itself
+        reader, writer = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=jobs.say_hello, args=(writer,))  # type: ignore[attr-defined]
+        t0 = time.perf_counter_ns()
+        process.start()
+        writer.close()
+        if not reader.poll(WAIT_TIMEOUT_S):
+            process.kill()
+            raise TimeoutError("the bare process sent nothing")
+        reader.recv_bytes()
+        elapsed = _ms_since(t0)
+        reader.close()
+        process.join(WAIT_TIMEOUT_S)
+        if i:
+            out.append(elapsed)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Cold jobs and the hung warm-up penalty
+# ----------------------------------------------------------------------------
+
+
+def cold_and_hung(plan: Plan) -> list[Measure]:
+    cold = Measure(COLD, "cold job", "ms")
+    cold.note = ("a new pool's first job, submitted at once. wayout: num_idle=1, submitted "
+                 "while the pool starts; executors: a new executor's first job")
+    out = [cold]
+    gc.collect()
+    cold.add(WAYOUT, [asyncio.run(_wayout_cold(plan, hang=False, init_timeout=3.0))
+                      for _ in range(plan.cold_samples)])
+    for impl in (PPE, LOKY):
+        if impl == LOKY and (why := executors.loky_missing()) is not None:
+            cold.missing[impl] = why
+            continue
+        cold.add(impl, [_executor_cold(impl, plan) for _ in range(plan.cold_samples)])
+    for timeout in plan.hung_timeouts:
+        key = HUNG if timeout == plan.hung_timeouts[0] else f"{HUNG}_{timeout:g}s"
+        hung = Measure(key, f"hung warm-up ({timeout:g} s timeout)", "ms")
+        hung.note = (f"as cold job, but the first warming child's initializer hangs "
+                     f"(initialize_timeout {timeout:g} s)")
+        hung.extra["initialize_timeout_s"] = timeout
+        hung.add(WAYOUT, [asyncio.run(_wayout_cold(plan, hang=True, init_timeout=timeout))
+                          for _ in range(plan.hung_samples)])
+        hung.missing[PPE] = "no initializer timeout: a hanging initializer hangs the executor"
+        hung.missing[LOKY] = "no initializer timeout: a hanging initializer hangs the executor"
+        out.append(hung)
+    return out
+
+
+async def _wayout_cold(plan: Plan, *, hang: bool, init_timeout: float) -> float:
+    """Latency of a job submitted as a num_idle=1 pool starts; ``hang``: one child hangs."""
+    from runtime import Pool, PoolConfig
+
+    with tempfile.TemporaryDirectory(prefix="wayout-bench-") as tmp:
+        marker = os.path.join(tmp, "hung")
+        if not hang:
+            # The marker exists: no child wins the right to hang, so every child
+            # runs the same initializer code and warms up normally.
+            open(marker, "wb").close()
+        config = PoolConfig(
+            num_idle=1, max_children=4, start_method=plan.start_method,
+            initializer=jobs.hang_in_first, initargs=(marker,),
+            initialize_timeout=init_timeout, close_timeout=1.0, kill_timeout=5.0,
+        )
+        pool = Pool(config)
+        starting = asyncio.ensure_future(pool.start())
+        try:
+            # One turn of the loop: start() creates the supervisor and posts its
+            # Start, so the job below is the pool's first request after it.
+            await asyncio.sleep(0)
+            t0 = time.perf_counter_ns()
+            await pool.run(jobs.noop, timeout=WAIT_TIMEOUT_S)
+            elapsed = _ms_since(t0)
+            await starting
+        finally:
+            if not starting.done():
+                starting.cancel()
+            await pool.close()
+    return elapsed
+
+
+def _executor_cold(impl: str, plan: Plan) -> float:
+    t0 = time.perf_counter_ns()
+    executor = executors.make(impl, plan.workers, plan.start_method)
+    try:
+        executor.submit(jobs.noop).result(timeout=WAIT_TIMEOUT_S)
+        return _ms_since(t0)
+    finally:
+        executor.shutdown(wait=True)

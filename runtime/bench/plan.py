@@ -1,0 +1,78 @@
+"""How many samples each measure takes: quick (< 2 min), full (< 10 min), tiny (tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    start_method: str = "forkserver"
+    workers: int = 2
+    # --- latency ---------------------------------------------------------
+    warmups: int = 200
+    round_trips: int = 2000
+    throughput_rounds: int = 10
+    throughput_batch: int = 400
+    submitters: int = 8
+    # --- faults ----------------------------------------------------------
+    death_samples: int = 40
+    executor_death_samples: int = 15
+    loky_death_samples: int = 8
+    floor_samples: int = 40
+    cold_samples: int = 10
+    hung_samples: int = 8
+    #: initialize_timeout of the hung warm-up measure; with a second value the
+    #: measure is repeated to show the penalty does not depend on it.
+    hung_timeouts: tuple[float, ...] = (3.0, 30.0)
+    # --- scale -----------------------------------------------------------
+    scale_children: int = 64
+    scale_ping_interval: float = 1.0
+    scale_window_s: float = 6.0
+    # --- checker ---------------------------------------------------------
+    checker_states: int = 60_000
+    checker_every: int = 5_000
+
+
+FULL = Plan(name="full")
+
+QUICK = Plan(
+    name="quick",
+    warmups=100,
+    round_trips=500,
+    throughput_rounds=5,
+    throughput_batch=200,
+    death_samples=15,
+    executor_death_samples=6,
+    loky_death_samples=3,
+    floor_samples=15,
+    cold_samples=4,
+    hung_samples=3,
+    hung_timeouts=(3.0,),
+    scale_window_s=3.0,
+    checker_states=15_000,
+    checker_every=2_500,
+)
+
+#: For the smoke test: every measure runs, with a handful of samples.
+TINY = Plan(
+    name="tiny",
+    warmups=5,
+    round_trips=20,
+    throughput_rounds=2,
+    throughput_batch=16,
+    death_samples=2,
+    executor_death_samples=1,
+    loky_death_samples=1,
+    floor_samples=2,
+    cold_samples=1,
+    hung_samples=1,
+    hung_timeouts=(3.0,),
+    scale_children=4,
+    scale_window_s=1.0,
+    checker_states=500,
+    checker_every=100,
+)
+
+PLANS = {p.name: p for p in (FULL, QUICK, TINY)}

@@ -1,0 +1,72 @@
+"""Run the measure groups of a plan, in one process, into one ``Report``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+
+from runtime.bench import checker, faults, latency, machine, scale, targets
+from runtime.bench.plan import Plan
+from runtime.bench.results import Measure, Report
+
+Group = Callable[[Plan], list[Measure]]
+
+#: The groups, in the order they run (and the table lists them).
+GROUPS: dict[str, Group] = {
+    "latency": latency.run,
+    "death": faults.death_and_replenish,
+    "warmup": faults.cold_and_hung,
+    "scale": scale.run,
+    "checker": checker.run,
+}
+
+
+class UnknownGroup(ValueError):
+    pass
+
+
+def run(plan: Plan, only: Iterable[str] | None = None,
+        progress: Callable[[str], None] | None = None) -> Report:
+    """Run ``only`` these groups (default all); a group that raises is reported, not fatal."""
+    names = list(GROUPS) if only is None else list(only)
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown:
+        raise UnknownGroup(f"unknown measure group(s) {', '.join(unknown)}; "
+                           f"the groups are: {', '.join(GROUPS)}")
+    report = Report(plan=plan.name, machine=machine.describe(plan.start_method))
+    started = time.perf_counter()
+    with _quiet_pool_logs():
+        for name in names:
+            if progress is not None:
+                progress(name)
+            try:
+                for measure in GROUPS[name](plan):
+                    report.add(measure)
+            except Exception as exc:
+                report.errors[name] = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc(file=sys.stderr)
+    report.seconds = time.perf_counter() - started
+    report.verdicts = targets.judge(report)
+    return report
+
+
+class _quiet_pool_logs:
+    """The bench kills children on purpose: keep the pools' warnings about it off the table.
+
+    Errors still reach stderr.
+    """
+
+    def __enter__(self) -> None:
+        self._log = logging.getLogger("wayout")
+        self._handler = logging.StreamHandler(sys.stderr)
+        self._handler.setLevel(logging.ERROR)
+        self._propagate = self._log.propagate
+        self._log.addHandler(self._handler)
+        self._log.propagate = False
+
+    def __exit__(self, *exc: object) -> None:
+        self._log.removeHandler(self._handler)
+        self._log.propagate = self._propagate

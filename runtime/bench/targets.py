@@ -1,0 +1,133 @@
+"""The targets of issue 8, judged against one run's figures.
+
+The machine is noisy, so targets that compare with ProcessPoolExecutor use
+ratios from the same run. A target whose figures are missing is not judged
+(``passed`` None), never counted as met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from runtime.bench import checker, faults, latency, scale
+from runtime.bench.results import PPE, WAYOUT, Report, Verdict
+
+Judge = Callable[[Report], Verdict]
+
+
+def _p(report: Report, key: str, impl: str = WAYOUT, tail: bool = False) -> float | None:
+    m = report.measures.get(key)
+    if m is None or impl not in m.figures:
+        return None
+    s = m.figures[impl]
+    return s.p99 if tail else s.p50
+
+
+def _unjudged(key: str, target: str) -> Verdict:
+    return Verdict(key, target, "not measured", None)
+
+
+def round_trip(r: Report) -> Verdict:
+    target = "p50 <= 0.8 x PPE, p99 <= 2 ms"
+    ours, theirs = _p(r, latency.ROUND_TRIP), _p(r, latency.ROUND_TRIP, PPE)
+    tail = _p(r, latency.ROUND_TRIP, tail=True)
+    if ours is None or theirs is None or tail is None:
+        return _unjudged(latency.ROUND_TRIP, target)
+    ratio = ours / theirs
+    return Verdict(latency.ROUND_TRIP, target, f"{ratio:.2f} x, p99 {tail:.2f} ms",
+                   ratio <= 0.8 and tail <= 2.0)
+
+
+def dispatch(r: Report) -> Verdict:
+    target = "p50 <= 0.5 ms"
+    ours = _p(r, latency.DISPATCH)
+    if ours is None:
+        return _unjudged(latency.DISPATCH, target)
+    return Verdict(latency.DISPATCH, target, f"{ours:.3f} ms", ours <= 0.5)
+
+
+def _throughput(key: str) -> Judge:
+    def judge(r: Report) -> Verdict:
+        target = ">= PPE"
+        ours, theirs = _p(r, key), _p(r, key, PPE)
+        if ours is None or theirs is None:
+            return _unjudged(key, target)
+        return Verdict(key, target, f"{ours / theirs:.2f} x", ours >= theirs)
+    return judge
+
+
+def death(r: Report) -> Verdict:
+    target = "p50 <= 5 ms"
+    ours = _p(r, faults.DEATH)
+    if ours is None:
+        return _unjudged(faults.DEATH, target)
+    return Verdict(faults.DEATH, target, f"{ours:.2f} ms", ours <= 5.0)
+
+
+def replenish(r: Report) -> Verdict:
+    target = "<= 1.5 x floor"
+    ours, floor = _p(r, faults.REPLENISH), _p(r, faults.FLOOR)
+    if ours is None or floor is None:
+        return _unjudged(faults.REPLENISH, target)
+    return Verdict(faults.REPLENISH, target, f"{ours / floor:.2f} x", ours <= 1.5 * floor)
+
+
+def hung(r: Report) -> list[Verdict]:
+    out = []
+    cold = _p(r, faults.COLD)
+    for key in r.measures:
+        if not key.startswith(faults.HUNG):
+            continue
+        target = "<= 3 x cold job"
+        ours = _p(r, key)
+        if ours is None or cold is None:
+            out.append(_unjudged(key, target))
+            continue
+        out.append(Verdict(key, target, f"{ours / cold:.2f} x",
+                           ours <= 3 * cold))
+    return out
+
+
+def scale_cpu(r: Report) -> Verdict:
+    target = "<= 3 % of a core"
+    m = r.measures.get(scale.CPU)
+    if m is None or WAYOUT not in m.figures:
+        return _unjudged(scale.CPU, target)
+    mean = m.figures[WAYOUT].mean
+    return Verdict(scale.CPU, target, f"{mean:.2f} % mean", mean <= 3.0)
+
+
+def scale_memory(r: Report) -> Verdict:
+    target = "<= 64 KiB/child"
+    traced, rss = _p(r, scale.MEMORY), _p(r, scale.RSS)
+    if traced is None:
+        return _unjudged(scale.MEMORY, target)
+    # Judged on the larger of the traced and the RSS figure, so neither view flatters us.
+    worst = max(traced, rss if rss is not None else traced)  # of the two views
+    return Verdict(scale.MEMORY, target, f"{worst:.1f} KiB",
+                   worst <= 64.0)
+
+
+def checker_rate(r: Report) -> Verdict:
+    target = ">= 50,000/s"
+    ours = _p(r, checker.CHECKER)
+    if ours is None:
+        return _unjudged(checker.CHECKER, target)
+    return Verdict(checker.CHECKER, target, f"{ours:,.0f}/s", ours >= 50_000)
+
+
+def judge(report: Report) -> list[Verdict]:
+    verdicts = [
+        round_trip(report),
+        dispatch(report),
+        _throughput(latency.THROUGHPUT)(report),
+        _throughput(latency.THROUGHPUT_CONCURRENT)(report),
+        death(report),
+        replenish(report),
+        *hung(report),
+        scale_cpu(report),
+        scale_memory(report),
+        checker_rate(report),
+    ]
+    # Only the measures this run took: a --only run judges what it measured.
+    return [v for v in verdicts if v.measure in report.measures]
