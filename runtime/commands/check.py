@@ -63,6 +63,9 @@ def register(subparsers: Any) -> None:
                         help="print the summary table only, no traces")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where counterexample-<model>.svg go (default: diagrams/)")
+    parser.add_argument("--bench", action="store_true",
+                        help="measure instead of check: states/s of each model on one core, "
+                        "time to catch each zoo bug, wall time of the full check")
     parser.set_defaults(func=run)
 
 
@@ -96,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         print_list(console)
         return 0
     bounds = registry.Bounds(children=args.children, jobs=args.jobs, restarts=args.restarts)
+    if args.bench:
+        bench(console, bounds, workers=args.workers, max_states=args.max_states)
+        return 0
     names = [registry.get(args.model).name] if args.model else registry.names()
     results = run_models(names, bounds, workers=args.workers, max_states=args.max_states,
                          console=console)
@@ -204,6 +210,62 @@ def _info(p: Progress) -> str:
 
 def _done_info(r: Result) -> str:
     return f"{r.stats.states:,} states: " + (", ".join(sorted(r.found)) or "no violation")
+
+
+# ----------------------------------------------------------------------------
+# Benchmark
+# ----------------------------------------------------------------------------
+
+#: The issue's performance goals.
+TARGET_STATES_PER_S = 50_000
+TARGET_CATCH_S = 1.0
+TARGET_FULL_CHECK_S = 60.0
+
+
+def bench(console: Console, bounds: Bounds, *, workers: int, max_states: int) -> None:
+    """Measure, report against the goals, decide nothing (a benchmark, not a test)."""
+    import os
+    import time
+
+    from rich.table import Table
+
+    from models import registry
+    from models.explorer import explore
+
+    table = Table(title="wayout check --bench (each model alone, one core)",
+                  title_justify="left")
+    for col in ("model", "states", "transitions", "search s", "states/s", "total s", "goal",
+                "met"):
+        table.add_column(col, justify="left" if col in ("model", "goal") else "right")
+    for name in registry.names():
+        design = registry.build(name, bounds)
+        started = time.perf_counter()
+        result = explore(design, max_states=max_states)
+        total = time.perf_counter() - started  # search, liveness checks and traces
+        s = result.stats
+        met: bool | None = None
+        goal = "-"
+        if design.expected is not None:
+            goal = f"caught in < {TARGET_CATCH_S:g} s"
+            met = result.as_expected and total < TARGET_CATCH_S
+        elif s.states >= 1_000:  # a rate over a handful of states measures nothing
+            goal = f">= {TARGET_STATES_PER_S:,} states/s"
+            met = s.states_per_second >= TARGET_STATES_PER_S
+        table.add_row(name, f"{s.states:,}", f"{s.transitions:,}", f"{s.seconds:.3f}",
+                      f"{s.states_per_second:,.0f}", f"{total:.3f}", goal,
+                      "-" if met is None else "[green]yes[/]" if met else "[red]no[/]")
+    console.print(table)
+    started = time.perf_counter()
+    results = run_models(registry.names(), bounds, workers=workers, max_states=max_states,
+                         console=console)
+    wall = time.perf_counter() - started
+    ok = all(r.as_expected for r in results)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    console.print(
+        f"full check, {workers} worker processes: {wall:.1f} s wall "
+        f"(goal < {TARGET_FULL_CHECK_S:g} s: {'met' if wall < TARGET_FULL_CHECK_S else 'NOT met'}"
+        f"), every result as expected: {ok}; {os.cpu_count()} CPUs, load average {load:.1f}"
+    )
 
 
 # ----------------------------------------------------------------------------
