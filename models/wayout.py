@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from fsm import errors
@@ -44,6 +44,8 @@ _LIVE = frozenset({"spawned", "warming", "ready", "busy", "stopping", "failed"})
 
 #: Exit codes the world uses: a crash, a graceful exit, a SIGKILL reap.
 CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
+#: With ``memory=True``: the pool's limit, and what an offending child reports.
+MEMORY_LIMIT_MB, MEMORY_OVER_LIMIT_MB = 100.0, 150.0
 
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""
@@ -129,6 +131,8 @@ class WayoutDesign(Design[World]):
         pong_when_pinged: bool = True,
         symmetric_jobs: bool = True,
         compiled: bool = True,
+        bad_messages: bool = False,
+        memory: bool = False,
     ) -> None:
         self.config = config if config is not None else model_config(children, idle, restarts)
         cfg = self.config
@@ -145,6 +149,13 @@ class WayoutDesign(Design[World]):
         # The core's compiled trigger engine: the spec's own edge map instead of
         # the transitions machine, proven equal by tests/test_core_engines.py.
         self.compiled = compiled
+        # Out-of-protocol bytes and memory over the limit: off by default, they
+        # only add ways to kill a child, which exits and crashes already cover
+        # for the pool's books; the tests turn them on with small bounds.
+        self.bad_messages = bad_messages
+        self.memory = memory
+        if memory and cfg.memory_limit_mb is None:
+            self.config = cfg = replace(cfg, memory_limit_mb=MEMORY_LIMIT_MB)
 
     def parameters(self) -> str:
         c = self.config
@@ -287,6 +298,12 @@ class WayoutDesign(Design[World]):
                     out.extend(self._job_reports(now, cid, job.ident, job.state))
             code = SIGKILLED if state == "failed" else GRACEFUL if state == "stopping" else CRASH
             out.append(ev.ChildExited(now=now, child=cid, code=code))
+            if state != "failed":
+                if self.bad_messages:
+                    out.append(ev.BadMessage(now=now, child=cid, reason="garbled frame"))
+                if self.memory:
+                    # The runtime answers SampleMemory; a sample at any time is harmless.
+                    out.append(ev.MemorySample(now=now, child=cid, mb=MEMORY_OVER_LIMIT_MB))
         deadline = core.next_deadline()
         if deadline is not None:
             out.append(ev.DeadlineReached(now=max(deadline, now)))

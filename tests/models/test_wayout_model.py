@@ -34,6 +34,7 @@ def small(**kwargs: Any) -> WayoutDesign:
     {"children": 2, "idle": 1, "jobs": 1},
     {"children": 2, "idle": 2, "jobs": 1},
     {"children": 1, "idle": 1, "jobs": 1, "restarts": 0},
+    {"children": 1, "idle": 1, "jobs": 1, "bad_messages": True, "memory": True},
 ], ids=repr)
 def test_wayout_design_passes_small_bounds(kwargs: dict[str, Any]) -> None:
     result = explore(WayoutDesign(**kwargs))
