@@ -295,7 +295,8 @@ class WayoutDesign(Design[World]):
             if child.job is not None and (state in ("busy", "stopping") or self.stale_reports):
                 job = core.jobs.get(child.job)
                 if job is not None and job.child == cid:
-                    out.extend(self._job_reports(now, cid, job.ident, job.state))
+                    started = job.ident < len(w.jobs) and w.jobs[job.ident].started
+                    out.extend(self._job_reports(now, cid, job.ident, job.state, started))
             code = SIGKILLED if state == "failed" else GRACEFUL if state == "stopping" else CRASH
             out.append(ev.ChildExited(now=now, child=cid, code=code))
             if state != "failed":
@@ -334,8 +335,10 @@ class WayoutDesign(Design[World]):
         return beat - cfg.ping_interval >= deadline - cfg.ping_timeout
 
     @staticmethod
-    def _job_reports(now: float, cid: int, jid: int, state: str) -> Iterator[ev.Event]:
-        if state == "dispatched":
+    def _job_reports(now: float, cid: int, jid: int, state: str,
+                     started: bool) -> Iterator[ev.Event]:
+        if state == "dispatched" or (state == "cancelling" and not started):
+            # An ack may cross the parent's cancel on the socket.
             yield ev.JobAck(now=now, child=cid, job=jid)
         elif state in ("running", "cancelling"):
             yield ev.JobDone(now=now, child=cid, job=jid, result=None)
