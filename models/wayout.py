@@ -235,7 +235,7 @@ class WayoutDesign(Design[World]):
             pool.state, None if pool.deadline is None else pool.deadline - now,
             None if core.heartbeat_at is None else core.heartbeat_at - now,
             tuple([t - now for t in failures]),
-            _spawn_proven(core),
+            core.spawn_proven,
             min(core.backoff_level, self._level_cap),
             core.reported,
             _sorted(child_sigs),
@@ -552,14 +552,6 @@ def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
         return tuple(sorted(sigs))
     except TypeError:
         return tuple(sorted(sigs, key=repr))
-
-
-def _spawn_proven(core: SupervisorCore) -> bool:
-    """Whether a child became ready since the last failure (all availability reads of it)."""
-    proven = getattr(core, "spawn_proven", None)
-    if proven is None:  # the core before spawn_proven: a count of failures since then
-        return not getattr(core, "consecutive_failures", 0)
-    return bool(proven)
 
 
 def _label(core: SupervisorCore, e: ev.Event) -> str:
