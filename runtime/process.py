@@ -15,12 +15,15 @@ polling:
 * kill is SIGKILL through the pidfd, so it can never hit a recycled pid.
 
 This module reports what happened (messages, a bad stream, the exit code)
-through callbacks and decides nothing.
+through callbacks and decides nothing. The child's log records are the one
+kind of message it does not pass on: it re-emits them in the parent's
+``logging`` itself (``runtime.child_logs``), attaching the child's id and pid.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import select
@@ -33,7 +36,9 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from runtime import protocol
+from runtime import child_logs, protocol
+
+log = logging.getLogger("wayout")
 
 _RECV_BYTES = 1 << 18
 
@@ -193,13 +198,24 @@ class ChildProcess:
                 return
             try:
                 for message in self._reader.feed(data):
-                    self._on_message(self.child_id, message)
+                    if isinstance(message, protocol.LogRecord):
+                        self._log_record(message)
+                    else:
+                        self._on_message(self.child_id, message)
             except protocol.ProtocolError as exc:
                 self._stop_reading()
                 self._on_bad_stream(self.child_id, str(exc))
                 return
             if once:
                 return
+
+    def _log_record(self, message: protocol.LogRecord) -> None:
+        # Not an event: the core never sees a child's logs. A failing logging
+        # handler of the user's must not stop us reading (or reaping) the child.
+        try:
+            child_logs.reemit(message, self.child_id, self.pid)
+        except Exception:
+            log.exception("wayout: could not re-emit a log record of child %d", self.child_id)
 
     def _stop_watching_death(self) -> None:
         if self._watching_death:

@@ -13,7 +13,9 @@ payloads the parent sends (the initializer, a job's function and arguments)
 are unpickled by the child, which trusts its parent.
 
 The child-to-parent messages carry the names of the ``fsm.events`` they
-become, so the mapping is one to one.
+become, so the mapping is one to one; the one exception is ``LogRecord``,
+which is no event at all: the parent re-emits it in its own ``logging``
+(``runtime.child_logs``) and the supervisor core never sees it.
 """
 
 from __future__ import annotations
@@ -37,9 +39,15 @@ class ProtocolError(Exception):
 
 
 class Init(msgspec.Struct, tag=True, array_like=True, frozen=True):
-    """Run the initializer: ``payload`` is pickle of (initializer, initargs), or None."""
+    """Run the initializer: ``payload`` is pickle of (initializer, initargs), or None.
+
+    ``log_level`` is the lowest level the parent would emit for the child's
+    records; the child sets its root logger to it before the initializer runs,
+    so that it does not format and send records the parent would drop.
+    """
 
     payload: bytes | None
+    log_level: int = 20  # logging.INFO
 
 
 class Job(msgspec.Struct, tag=True, array_like=True, frozen=True):
@@ -107,7 +115,26 @@ class Pong(msgspec.Struct, tag=True, array_like=True, frozen=True):
     pass
 
 
-FromChild = Hello | Ready | InitError | JobAck | JobDone | JobError | CancelAck | Pong
+class LogRecord(msgspec.Struct, tag=True, array_like=True, frozen=True):
+    """One ``logging`` record of the child, formatted there (its ``args`` never cross).
+
+    ``job`` is the job the child was running when the record was made, if any;
+    ``exc_text`` the formatted traceback (and stack) it carried, or "".
+    """
+
+    level: int
+    logger: str
+    message: str
+    exc_text: str
+    job: int | None
+    created: float
+    pathname: str
+    lineno: int
+    func: str
+    thread: str
+
+
+FromChild = Hello | Ready | InitError | JobAck | JobDone | JobError | CancelAck | Pong | LogRecord
 
 
 # --- framing --------------------------------------------------------------------
