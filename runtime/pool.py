@@ -34,7 +34,7 @@ from fsm import events as ev
 from fsm.config import PoolConfig, job_timeout
 from fsm.core import SupervisorCore
 from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
-from runtime import child, protocol
+from runtime import child, child_logs, protocol
 from runtime.clock import Clock, MonotonicClock, TimerHandle
 from runtime.errors import InvalidJob
 from runtime.process import ChildProcess
@@ -625,7 +625,8 @@ class Pool:
     def _do_init(self, command: ev.SendInit) -> None:
         proc = self._children.get(command.child)
         if proc is not None:
-            proc.send(protocol.Init(self._init_payload))
+            # The child logs at the level the parent would emit its records at.
+            proc.send(protocol.Init(self._init_payload, log_level=child_logs.forward_level()))
 
     def _do_send_job(self, command: ev.SendJob) -> None:
         proc = self._children.get(command.child)
