@@ -22,15 +22,35 @@ exception raised on the main thread by a signal (``SIGUSR1``, which also
 breaks blocking calls like ``time.sleep``); a coroutine job has its task
 cancelled. User code that swallows the cancellation simply finishes; the
 core's ``close_timeout`` bounds how long the parent waits before SIGKILL.
+
+A child never outlives its pool's process (``_die_with_parent``): on Linux the
+kernel SIGKILLs it when its parent dies (``PR_SET_PDEATHSIG``), which works
+even for a child that is stopped or stuck in C code; and the control thread
+ends it on EOF of the control socket. Under forkserver the parent is the
+forkserver, which exits once the pool's process is gone; multiprocessing
+hands every forkserver child a copy of the pipe that keeps the forkserver
+alive, which the child closes so that it does not keep its own parent alive.
+
+Output and logs are never lost silently: stdout and stderr are inherited from
+the parent (stdout made line-buffered, so that a child killed later still
+leaves every full line behind); ``logging`` records and tracebacks of uncaught
+exceptions in threads go to the parent's ``logging`` (``runtime.child_logs``);
+a crash in C code dumps its traceback to stderr (``faulthandler``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import faulthandler
 import inspect
+import logging
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import queue
+import select
 import signal
 import socket
 import sys
@@ -40,7 +60,7 @@ from collections.abc import Awaitable
 from types import FrameType
 from typing import Any
 
-from runtime import protocol
+from runtime import child_logs, protocol
 
 #: Exit codes a child uses when it ends itself (diagnostics; the core does not
 #: interpret exit codes).
@@ -50,6 +70,9 @@ EXIT_PROTOCOL_ERROR = 4
 
 #: The signal that interrupts a synchronous job the parent cancels.
 CANCEL_SIGNAL = signal.SIGUSR1
+
+#: prctl(2) option: the signal the kernel sends us when our parent dies.
+_PR_SET_PDEATHSIG = 1
 
 _RECV_BYTES = 1 << 18
 # Longest exception message and traceback text sent back, in characters; the
@@ -78,14 +101,89 @@ def main(
     would hide the parent's death (no EOF on the control socket) from this
     child and keep siblings' sockets alive, so they are closed first.
     """
+    _die_with_parent(sock)
     for fd in inherited_fds:
         try:
             os.close(fd)
         except OSError:
             pass
+    _release_forkserver()
     _reset_inherited_state()
+    _keep_output()
     sock.setblocking(True)
-    _Child(sock, child_id, max_message_bytes).run()
+    try:
+        _Child(sock, child_id, max_message_bytes).run()
+    except BaseException:
+        # Only a bug of wayout's own can get here (user code's errors are
+        # reported as job or init errors): say so where the parent looks.
+        logging.getLogger().critical("wayout child %d failed", child_id, exc_info=True)
+        raise
+
+
+def _die_with_parent(sock: socket.socket) -> None:
+    """Arrange to be killed when the parent dies; exit now if it died already.
+
+    ``PR_SET_PDEATHSIG`` only covers a parent that dies *after* the call, so
+    the parent's death is checked again afterwards: under fork and spawn the
+    parent must still be the pool's process (``getppid`` changes once it
+    died); under every start method the pool's end of the control socket must
+    still be open. A forkserver child's parent is the forkserver, whose pid
+    we do not know; its socket check is what counts.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            print(f"wayout child: prctl(PR_SET_PDEATHSIG) failed: {os.strerror(errno)}",
+                  file=sys.stderr, flush=True)
+    pool = multiprocessing.parent_process()
+    forkserver_child = multiprocessing.forkserver._forkserver.get_inherited_fds() is not None
+    if pool is not None and not forkserver_child and os.getppid() != pool.pid:
+        os._exit(EXIT_CONTROL_CLOSED)
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLRDHUP)
+    if poller.poll(0):  # RDHUP, HUP or ERR: the pool's end is closed
+        os._exit(EXIT_CONTROL_CLOSED)
+
+
+def _release_forkserver() -> None:
+    """Close the forkserver's "alive" pipe this process got by inheritance.
+
+    The forkserver exits when every holder of that pipe is gone. A forkserver
+    child gets a copy so that the forkserver stays up to report its exit code;
+    a forked child copies its parent's. Either would keep a forkserver alive
+    after the pool's process died, and with it (under forkserver) this
+    child's parent: no ``PR_SET_PDEATHSIG`` would ever fire. Forgetting the
+    server also lets user code in the child start a forkserver of its own.
+    """
+    server: Any = multiprocessing.forkserver._forkserver  # its private state, by name
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is None:
+        return
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    server._forkserver_alive_fd = None
+    server._forkserver_pid = None
+    server._forkserver_address = None
+
+
+def _keep_output() -> None:
+    """Lose as little of the child's own output as possible if it dies abruptly."""
+    # A pipe or file makes stdout block-buffered: a child SIGKILLed later would
+    # take its last few kilobytes of prints with it. stderr is line-buffered.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(line_buffering=True)
+        except (OSError, ValueError):
+            pass
+    if not faulthandler.is_enabled():
+        try:
+            faulthandler.enable()
+        except (AttributeError, OSError, ValueError):  # no usable stderr
+            pass
 
 
 def _reset_inherited_state() -> None:
@@ -148,10 +246,34 @@ class _Child:
         except OSError:
             os._exit(EXIT_CONTROL_CLOSED)  # the parent is gone: nobody to work for
 
+    def _send_log(self, message: protocol.LogRecord) -> None:
+        """Send a record made by user code, which may run on the main thread.
+
+        There, the cancel signal raises inside whatever runs; inside
+        ``sendall`` it would leave half a frame on the stream and the parent
+        would see garbage instead of the CancelAck. So it waits (blocked)
+        until the frame is out, and is delivered right after.
+        """
+        if threading.get_ident() != self._main_thread:
+            self._send(message)
+            return
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {CANCEL_SIGNAL})
+        try:
+            self._send(message)
+        finally:
+            if CANCEL_SIGNAL not in blocked:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {CANCEL_SIGNAL})
+
+    def _current_job(self) -> int | None:
+        return self._current
+
     # --- main thread -------------------------------------------------------------
 
     def run(self) -> None:
         signal.signal(CANCEL_SIGNAL, self._on_cancel_signal)
+        child_logs.install(child_logs.ForwardingHandler(self._send_log, self._current_job,
+                                                        self._clip))
+        threading.excepthook = child_logs.log_uncaught_thread_exception
         threading.Thread(target=self._read_forever, name="wayout-control", daemon=True).start()
         self._send(protocol.Hello(os.getpid()))
         while True:
@@ -172,6 +294,8 @@ class _Child:
         return self._loop
 
     def _initialize(self, init: protocol.Init) -> None:
+        # Before the initializer, which may well configure logging its own way.
+        logging.getLogger().setLevel(init.log_level)
         try:
             if init.payload is not None:
                 initializer, initargs = pickle.loads(init.payload)

@@ -8,9 +8,11 @@ by importing this module; the test directory is on their ``sys.path``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -179,3 +181,46 @@ def main_floods_then_dies(
 
     sock.sendall(b"".join(protocol.encode(protocol.JobAck(i)) for i in range(1000)))
     os._exit(0)
+
+
+# --- output, logs and memory (tests/runtime/test_runtime_logs.py, _health.py) -------
+
+
+def log(message: str, level: int = logging.WARNING, logger: str = "wayout_test") -> int:
+    logging.getLogger(logger).log(level, message)
+    return os.getpid()
+
+
+def log_exception(message: str) -> int:
+    try:
+        raise ValueError(message)
+    except ValueError:
+        logging.getLogger("wayout_test").exception("caught: %s", message)
+    return os.getpid()
+
+
+def thread_raises(message: str) -> int:
+    """An exception nobody catches, in a thread of the job's."""
+    thread = threading.Thread(target=boom, args=(message,), name="doomed")
+    thread.start()
+    thread.join()
+    return os.getpid()
+
+
+def print_both(text: str) -> int:
+    print(f"{text} on stdout")
+    print(f"{text} on stderr", file=sys.stderr)
+    return os.getpid()
+
+
+def init_logs() -> None:
+    logging.getLogger("wayout_test.init").warning("initializer says hello")
+
+
+def hold_memory(megabytes: int, seconds: float) -> int:
+    """Allocate ``megabytes`` and write every page (untouched pages use no memory)."""
+    data = bytearray(megabytes * 1024 * 1024)
+    for offset in range(0, len(data), 4096):
+        data[offset] = 1
+    time.sleep(seconds)
+    return len(data)
