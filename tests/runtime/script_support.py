@@ -27,6 +27,8 @@ class Script:
     def __init__(self, source: str, *args: str) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
+        # Buffering as users get it by default (a pipe makes stdout block-buffered).
+        env.pop("PYTHONUNBUFFERED", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", source, *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
