@@ -203,9 +203,22 @@ def _reset_inherited_state() -> None:
                 signal.signal(signum, signal.SIG_DFL)
         except (OSError, ValueError):
             pass
-    # Ctrl-C reaches the whole process group: the parent decides when its
-    # children stop, so a terminal interrupt must not kill them behind its back.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A terminal's Ctrl-C reaches the whole process group, and a service
+    # manager's SIGTERM often every process of the service (systemd's default
+    # KillMode=control-group, docker's --init, a shell's kill 0). The parent
+    # decides when its children stop (it may be draining their jobs right
+    # then), so neither signal may end a child behind its back. A Python-level
+    # handler that does nothing, not SIG_IGN: an ignored signal stays ignored
+    # across exec, in every process user code starts.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _leave_it_to_the_parent)
+    # A forkserver child inherits them blocked (runtime.process starts the
+    # forkserver so); a blocked signal would stay blocked across exec too.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
+
+
+def _leave_it_to_the_parent(signum: int, frame: FrameType | None) -> None:
+    """SIGINT and SIGTERM in a child: its parent stops it (and logging here could deadlock)."""
 
 
 def _type_name(exc: BaseException) -> str:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
 import os
 import select
 import signal
@@ -50,6 +52,31 @@ _PARENT_FDS: set[int] = set()
 OnMessage = Callable[[int, object], None]
 OnBadStream = Callable[[int, str], None]
 OnExit = Callable[[int, "int | None"], None]
+
+
+#: Signals a service manager or a terminal sends to every process of a group.
+_GROUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ensure_forkserver() -> None:
+    """Start multiprocessing's forkserver, if it is not running, deaf to SIGINT and SIGTERM.
+
+    A forkserver child dies with the forkserver (``PR_SET_PDEATHSIG``, see
+    ``runtime.child``), and the parent would see it exit anyway: its exit code
+    comes through the forkserver. A SIGTERM sent to the whole group or cgroup
+    (systemd's default, ``kill 0``) must not take every child down while the
+    pool drains them, so the forkserver is started with these signals blocked,
+    as multiprocessing starts its resource tracker. It still exits when the
+    pool's process does. A forkserver started before, by other code, is used
+    as it is.
+    """
+    # The tracker first: starting it unblocks these signals afterwards.
+    multiprocessing.resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class ChildProcess:
@@ -107,6 +134,8 @@ class ChildProcess:
                 # and user jobs may need to.
                 daemon=False,
             )
+            if self._start_method == "forkserver":
+                _ensure_forkserver()
             process.start()
         except BaseException:
             parent_sock.close()
