@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fsm.config import PoolConfig
     from runtime.pool import JobHandle, Pool, PoolStatus, TransitionRecord
+    from runtime.serve import serve_forever
 
 _EXPORTS = {
     "Pool": "runtime.pool",
@@ -25,9 +26,10 @@ _EXPORTS = {
     "PoolStatus": "runtime.pool",
     "TransitionRecord": "runtime.pool",
     "PoolConfig": "fsm.config",
+    "serve_forever": "runtime.serve",
 }
 
-__all__ = ["JobHandle", "Pool", "PoolConfig", "PoolStatus", "TransitionRecord"]
+__all__ = ["JobHandle", "Pool", "PoolConfig", "PoolStatus", "TransitionRecord", "serve_forever"]
 
 
 def __getattr__(name: str) -> Any:
