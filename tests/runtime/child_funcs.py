@@ -234,3 +234,21 @@ def print_then_die(text: str) -> None:
     """Print a line, then die at once: no exit handler flushes anything."""
     print(text)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def grandchild_signal_dispositions() -> str:
+    """What a process started by a job finds for SIGINT and SIGTERM."""
+    import subprocess
+
+    code = "import signal; print(signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def own_signal_dispositions() -> str:
+    return f"{signal.getsignal(signal.SIGINT)!r} {signal.getsignal(signal.SIGTERM)!r}"
+
+
+def blocked_signals() -> list[int]:
+    """The signals blocked on the calling thread (the child's main thread, in a job)."""
+    return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))

@@ -20,11 +20,13 @@ ROOT = TESTS.parent.parent
 class Script:
     """``python -c source args...`` with the repository and this directory importable.
 
+    ``new_session`` puts it in a process group of its own (with its children).
+
     Its stdout is read line by line with a deadline (``expect``); its stderr is
     collected when it ends (``finish``).
     """
 
-    def __init__(self, source: str, *args: str) -> None:
+    def __init__(self, source: str, *args: str, new_session: bool = False) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
         # Buffering as users get it by default (a pipe makes stdout block-buffered).
@@ -32,6 +34,8 @@ class Script:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", source, *args],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            # Its own process group, for tests that signal the whole group.
+            start_new_session=new_session,
         )
         self._buffer = b""
         self.lines: list[str] = []
