@@ -424,6 +424,7 @@ async def play(timing: Timing, timeline: Timeline, control_dir: Path,
             except Exception as exc:
                 result = SceneResult(scene.title)
                 result.check(f"the scene ran to its end ({type(exc).__name__}: {exc})", False)
+            result.title = scene.title
             chaos.results.append(result)
             word = "ok" if result.ok else "FAILED: " + "; ".join(result.failed_checks)
             timeline.say("ok" if result.ok else "fail", f"scene {number} {word}")
