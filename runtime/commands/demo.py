@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
                              "stdout is not a terminal)")
     parser.add_argument("--quick", action="store_true",
                         help="smaller model-check bounds and shorter scenes (for tests)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="where the diagrams and counterexamples go (default: "
+                             f"{diagrams.default_dir()})")
     parser.set_defaults(func=run)
 
 
@@ -67,6 +70,11 @@ class Demo:
     @property
     def quick(self) -> bool:
         return bool(self.args.quick)
+
+    @property
+    def out(self) -> Path:
+        out: Path | None = self.args.out
+        return out if out is not None else diagrams.default_dir()
 
 
 Section = Callable[[Demo], None]
@@ -135,6 +143,7 @@ def intro(demo: Demo) -> None:
 
 
 def lifecycles(demo: Demo) -> None:
+    from rich import box
     from rich.text import Text
 
     console = demo.console
@@ -142,16 +151,30 @@ def lifecycles(demo: Demo) -> None:
                        "model checker and these diagrams. Every non-final state has a deadline "
                        "and a state to go to when it passes:", style=""),
                   soft_wrap=not console.is_terminal)
+    from rich.columns import Columns
+    from rich.table import Table
+
+    tables = []
     for spec in fsm.ALL:
-        verdict = spec.check().splitlines()[0]
-        deadlines = ", ".join(f"{s.name} -{s.timeout}-> {s.on_timeout}" for s in spec.states
-                              if s.timeout is not None)
-        console.print(Text.assemble((f"  {verdict}: ", "bold"), (deadlines, "dim")),
-                      soft_wrap=not console.is_terminal)
-    out = diagrams.default_dir()
-    for line in diagrams.write(out):
-        console.print(Text(f"  {line.replace(str(out) + '/', _shown(out) + '/')}", style="dim"),
-                      soft_wrap=True)
+        verdict = spec.check().splitlines()[0].split(": ", 1)[-1]
+        table = Table(title=f"{spec.name}: {verdict}", title_justify="left", title_style="bold",
+                      box=box.SIMPLE_HEAD, show_edge=False)
+        table.add_column("state")
+        table.add_column("deadline", style="cyan")
+        table.add_column("then")
+        for state in spec.states:
+            if state.timeout is not None:
+                table.add_row(state.name, state.timeout, state.on_timeout)
+        tables.append(table)
+    console.print(Columns(tables, padding=(0, 4)))
+    out = demo.out
+    written = diagrams.write(out)
+    drawn_svg = [f"{_shown(out)}/{spec.name}.svg" for spec in fsm.ALL
+                 if (out / f"{spec.name}.svg").is_file()]
+    if all(line.startswith("wrote") for line in written) and len(drawn_svg) == len(fsm.ALL):
+        written = [f"drew {', '.join(drawn_svg)} (from their .dot sources, rewritten too)"]
+    for line in written:
+        console.print(Text(f"  {line}", style="dim"), soft_wrap=True)
     drawn = [spec.name for spec in fsm.ALL if (out / f"{spec.name}.dot").is_file()]
     svg = all((out / f"{name}.svg").is_file() for name in drawn)
     demo.report.expect("lifecycle diagrams",
@@ -164,7 +187,7 @@ def model_check(demo: Demo) -> None:
     from runtime.demo import modelcheck
     from runtime.demo.summary import judge_check
 
-    outcome = modelcheck.run(demo.console, quick=demo.quick, out=diagrams.default_dir())
+    outcome = modelcheck.run(demo.console, quick=demo.quick, out=demo.out)
     judge_check(demo.report, outcome)
 
 

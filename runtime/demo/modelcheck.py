@@ -82,13 +82,17 @@ def run(console: Console, *, quick: bool, out: Path) -> CheckOutcome:
     from runtime.commands import check
 
     console.print(Text(INTRO), soft_wrap=not console.is_terminal)
-    names = registry.names()
+    # The zoo first: it takes milliseconds, so its verdicts show while wayout's
+    # own (larger) models are still being explored.
+    names = sorted(registry.names(), key=lambda n: registry.get(n).zoo == "")
     b = bounds(quick)
     how = f" (quick bounds: children={b.children}, jobs={b.jobs})" if quick else ""
     console.print(Text(f"checking {len(names)} models in 2 processes{how}...", style="dim"))
     started = time.monotonic()
     results = check.run_models(names, b, workers=2, max_states=check.DEFAULT_MAX_STATES,
                                console=console)
+    results.sort(key=lambda r: registry.names().index(r.design)
+                 if r.design in registry.names() else len(names))
     outcome = CheckOutcome(results, time.monotonic() - started, [])
     console.print(results_table(results))
     tell_z1(console, outcome)
@@ -96,6 +100,10 @@ def run(console: Console, *, quick: bool, out: Path) -> CheckOutcome:
         violation = result.violation(result.expected or "")
         if violation is not None:
             outcome.svgs.append(check.write_counterexample(out, result, violation))
+    if outcome.svgs:
+        z1_svg = out / f"counterexample-{Z1}.svg"
+        console.print(Text(f"drew {len(outcome.svgs)} counterexamples as pictures, e.g. {z1_svg}",
+                           style="dim"), soft_wrap=True)
     for result in results:
         if not result.as_expected:
             console.print(Text(f"{result.design}: NOT as expected (expected "
@@ -129,7 +137,7 @@ def results_table(results: Sequence[Result]) -> Table:
 
 
 def tell_z1(console: Console, outcome: CheckOutcome) -> None:
-    from models.report import format_stats, format_violation
+    from models.report import format_violation
 
     z1, fix, own = outcome.result(Z1), outcome.result(Z1_FIX), outcome.result(WAYOUT)
     console.rule(Text("Z1, agents-js #1748: a pool that waits forever on a dead child",
@@ -148,10 +156,12 @@ def tell_z1(console: Console, outcome: CheckOutcome) -> None:
         console.print(Text.assemble(
             ("the fix (PR #1768): ", "bold"),
             ("verified" if good else "NOT verified", "green" if good else "bold red"),
-            f" ({fix.title}; {format_stats(fix.stats)})"), soft_wrap=not console.is_terminal)
+            f": {fix.title}; all {fix.stats.states:,} reachable states explored, "
+            "no violation"), soft_wrap=not console.is_terminal)
     if own is not None:
         good = own.as_expected
         console.print(Text.assemble(
             ("wayout's own core: ", "bold"),
             ("verified" if good else "NOT verified", "green" if good else "bold red"),
-            f" ({own.parameters}; {format_stats(own.stats)})"), soft_wrap=not console.is_terminal)
+            f": all {own.stats.states:,} reachable states explored ({own.parameters}) in "
+            f"{own.stats.seconds:.1f} s, no violation"), soft_wrap=not console.is_terminal)

@@ -369,8 +369,10 @@ SCENES: tuple[Scene, ...] = (
           "forever; here its exit is an event, and a replacement warms up.",
           warming_child_killed),
     Scene("an initializer hangs",
-          "A new spare's initializer hangs forever (a stuck download). Its warming state has a "
-          "deadline, initialize_timeout; meanwhile a new job runs at once on a ready child.",
+          "A long job keeps a child busy, so the supervisor warms a new spare (num_idle children "
+          "stay idle). That spare's initializer hangs forever, like a stuck download; its "
+          "warming state has a deadline, initialize_timeout. Meanwhile a new job runs at once "
+          "on a ready child: nobody waits for the hung one.",
           hung_initializer),
     Scene("an idle child dies as a job is sent to it",
           "An idle child is SIGKILLed and a job is submitted in the same instant: it goes to "
@@ -390,6 +392,13 @@ SCENES: tuple[Scene, ...] = (
           "had happened.",
           business_as_usual),
 )
+
+
+#: The epilogue (number 0): closing, which must leave nothing behind.
+CLOSING = Scene("closing the pool",
+                "pool.close(): every job settled, every idle child told to stop and reaped; "
+                "afterwards no process and no file descriptor of the pool may remain.",
+                business_as_usual)
 
 
 @dataclass
@@ -432,8 +441,8 @@ async def play(timing: Timing, timeline: Timeline, control_dir: Path,
                 break
             if number < len(scenes):
                 await asyncio.sleep(timing.pause_s)
-        timeline.begin_scene("close")
-        timeline.say("pool", "closing the pool: idle children told to stop, then reaped")
+        timeline.begin_scene(CLOSING.title)
+        on_scene(0, CLOSING)
     finally:
         await pool.close()
         if show is not None:

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runtime.demo import probe
-from runtime.demo.timeline import OUTCOME_DONE, Line
+from runtime.demo.timeline import OUTCOME_DONE, Line, duration
 
 if TYPE_CHECKING:
     from runtime.demo.scenes import Scene, Stage
@@ -77,7 +77,8 @@ class PlainView:
 
     def scene(self, number: int, total: int, scene: Scene) -> None:
         self.console.print()
-        self.console.print(Text(f"-- scene {number}/{total}: {scene.title} --", style="bold"))
+        where = f"scene {number}/{total}: " if number else ""
+        self.console.print(Text(f"-- {where}{scene.title} --", style="bold"))
         self.console.print(Text(scene.explain, style="dim"), soft_wrap=True)
 
     @contextlib.asynccontextmanager
@@ -139,7 +140,8 @@ class LiveView:
             title, body = "wayout demo: chaos", ""
         else:
             number, total, scene = self.current
-            title, body = f"chaos scene {number}/{total}: {scene.title}", scene.explain
+            where = f"chaos scene {number}/{total}: " if number else "chaos: "
+            title, body = f"{where}{scene.title}", scene.explain
         return Panel(Text(body), title=Text(title, style="bold cyan"), title_align="left",
                      subtitle=Text(describe_config(stage), style="dim"), subtitle_align="left",
                      border_style="cyan")
@@ -159,7 +161,7 @@ class LiveView:
     def _children(self, stage: Stage) -> RenderableType:
         timeline = stage.timeline
         table = Table(title="children", title_justify="left", title_style="bold",
-                      box=box.SIMPLE_HEAD, padding=(0, 1), expand=False)
+                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
         for col, kw in (("child", {"justify": "right"}), ("pid", {"justify": "right"}),
                         ("state", {}), ("its deadline", {"min_width": 32}), ("job", {}),
                         ("why", {"overflow": "ellipsis", "no_wrap": True,
@@ -186,7 +188,7 @@ class LiveView:
     def _jobs(self, stage: Stage, rows: int) -> RenderableType:
         timeline = stage.timeline
         table = Table(title="jobs", title_justify="left", title_style="bold",
-                      box=box.SIMPLE_HEAD, padding=(0, 1))
+                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
         for col, kw in (("job", {"justify": "right"}), ("what", {"no_wrap": True}),
                         ("state", {}), ("child", {}), ("deadline / took", {"min_width": 28}),
                         ("outcome", {"overflow": "ellipsis", "no_wrap": True,
@@ -204,7 +206,7 @@ class LiveView:
             if current is not None and current.countdown is not None:
                 when = countdown_bar(current.countdown)
             elif job.settled is not None:
-                when = Text(f"took {job.settled - job.submitted:.2f}s", style="dim")
+                when = Text(f"took {duration(job.settled - job.submitted)}", style="dim")
             outcome = Text("")
             if job.settle_count:
                 style = "green" if job.as_expected else "bold red"
@@ -223,14 +225,14 @@ class LiveView:
 
     def _faults(self, stage: Stage) -> RenderableType:
         table = Table(title="faults injected", title_justify="left", title_style="bold",
-                      box=box.SIMPLE_HEAD, padding=(0, 1))
+                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
         table.add_column("#", justify="right")
         table.add_column("fault", no_wrap=True, overflow="ellipsis", max_width=80)
         table.add_column("supervisor acted", justify="right")
         table.add_column("warm target again", justify="right")
         for i, fault in enumerate(stage.timeline.faults, 1):
-            detect = "…" if fault.detect_s is None else f"after {fault.detect_s:.2f}s"
-            recover = "…" if fault.recover_s is None else f"{fault.recover_s:.2f}s later"
+            detect = "…" if fault.detect_s is None else f"after {duration(fault.detect_s)}"
+            recover = "…" if fault.recover_s is None else f"{duration(fault.recover_s)} later"
             table.add_row(str(i), Text(fault.what, style="red"), detect, recover)
         if not stage.timeline.faults:
             table.add_row("", Text("none yet", style="dim"), "", "")
