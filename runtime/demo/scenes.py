@@ -217,7 +217,8 @@ async def warming_child_killed(stage: Stage) -> SceneResult:
                  ("warming", "exit", "killed") in history)
     result.check("the pool started with its num_idle children ready anyway",
                  stage.at_warm_target(stage.pool.status()))
-    result.answer = f"replaced child {victim}; warm target again {duration(fault.recover_s)} later"
+    result.answer = (f"child {victim}'s exit seen after {duration(fault.detect_s)}, a "
+                     f"replacement warmed: recovered {duration(fault.recover_s)} after the kill")
     return result
 
 

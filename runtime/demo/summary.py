@@ -106,26 +106,26 @@ def _done_first(item: tuple[str, int]) -> tuple[int, str]:
 
 def faults_table(chaos: Chaos) -> Table:
     table = Table(title="faults and the supervisor's answers", title_justify="left",
-                  title_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("scene", no_wrap=True)
-    table.add_column("fault injected")
-    table.add_column("acted after", justify="right", no_wrap=True)
-    table.add_column("warm again after", justify="right", no_wrap=True)
+                  title_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("scene")
+    table.add_column("fault injected", min_width=30)
+    table.add_column("supervisor acted", justify="right", no_wrap=True)
+    table.add_column("recovered", justify="right", no_wrap=True)
     for fault in chaos.timeline.faults:
         table.add_row(fault.scene, fault.what, duration(fault.detect_s),
                       duration(fault.recover_s))
-    table.caption = ("acted after: from the fault to the supervisor's action (exit seen, "
-                     "deadline fired, kill sent); warm again after: from that action to "
-                     "num_idle children ready and nothing starting or dying")
+    table.caption = ("both counted from the fault. acted: the supervisor saw the exit, or the "
+                     "deadline fired, or it sent the kill. recovered: the pool back at its warm "
+                     "target (num_idle children ready, none starting or dying)")
     table.caption_justify = "left"
     return table
 
 
 def summary_table(report: Report) -> Table:
     table = Table(title="wayout demo: summary", title_justify="left", title_style="bold",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("", no_wrap=True)
-    table.add_column("what happened")
+                  box=box.SIMPLE_HEAD, show_edge=False)
+    table.add_column("")
+    table.add_column("what happened", min_width=40, ratio=1)
     table.add_column("", no_wrap=True)
     for e in report.expectations:
         table.add_row(e.topic, e.detail,
@@ -140,8 +140,8 @@ def summary_table(report: Report) -> Table:
 def render(report: Report) -> RenderableType:
     parts: list[RenderableType] = []
     if report.chaos is not None and report.chaos.timeline.faults:
-        parts.append(faults_table(report.chaos))
-    parts.append(summary_table(report))
+        parts.extend([faults_table(report.chaos), Text()])
+    parts.extend([summary_table(report), Text()])
     if report.ok:
         parts.append(Text("every expectation held: no state without a way out, no job lost, "
                           "nothing leaked", style="bold green"))

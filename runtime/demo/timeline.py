@@ -126,10 +126,10 @@ class Fault:
 
     @property
     def recover_s(self) -> float | None:
-        """From the supervisor's answer to the pool back at its warm target."""
+        """From the fault to the pool back at its warm target (after the supervisor acted)."""
         if self.recovered is None or self.detected is None:
             return None
-        return max(0.0, self.recovered - self.detected)
+        return self.recovered - self.injected
 
 
 class Timeline:
@@ -191,8 +191,8 @@ class Timeline:
 
     def recovered(self, fault: Fault) -> None:
         fault.recovered = self.now()
-        self.say("ok", f"recovered: {NUM_IDLE_TEXT} {duration(fault.recover_s or 0.0)} after "
-                 "the supervisor acted")
+        self.say("ok", f"recovered: {NUM_IDLE_TEXT}, {duration(fault.recover_s)} after the "
+                 "fault")
 
     # --- what the supervisor tells us ----------------------------------------------
 

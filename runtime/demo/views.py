@@ -227,12 +227,12 @@ class LiveView:
         table = Table(title="faults injected", title_justify="left", title_style="bold",
                       box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
         table.add_column("#", justify="right")
-        table.add_column("fault", no_wrap=True, overflow="ellipsis", max_width=80)
-        table.add_column("supervisor acted", justify="right")
-        table.add_column("warm target again", justify="right")
+        table.add_column("fault", min_width=30)
+        table.add_column("supervisor acted", justify="right", no_wrap=True)
+        table.add_column("recovered", justify="right", no_wrap=True)
         for i, fault in enumerate(stage.timeline.faults, 1):
             detect = "…" if fault.detect_s is None else f"after {duration(fault.detect_s)}"
-            recover = "…" if fault.recover_s is None else f"{duration(fault.recover_s)} later"
+            recover = "…" if fault.recover_s is None else f"after {duration(fault.recover_s)}"
             table.add_row(str(i), Text(fault.what, style="red"), detect, recover)
         if not stage.timeline.faults:
             table.add_row("", Text("none yet", style="dim"), "", "")
