@@ -60,6 +60,8 @@ from collections.abc import Awaitable
 from types import FrameType
 from typing import Any
 
+import msgspec
+
 from runtime import child_logs, protocol
 
 #: Exit codes a child uses when it ends itself (diagnostics; the core does not
@@ -267,6 +269,13 @@ class _Child:
         would see garbage instead of the CancelAck. So it waits (blocked)
         until the frame is out, and is delivered right after.
         """
+        if len(protocol.encode(message)) - protocol.HEADER.size > self._max:
+            # Possible only with a tiny max_message_bytes and wide characters: a
+            # frame over the cap would get this child killed for a log line.
+            message = msgspec.structs.replace(
+                message, logger=message.logger[:64], message=message.message[:64]
+                + " ... [log record too large for max_message_bytes]",
+                exc_text="", pathname="", func="", thread="")
         if threading.get_ident() != self._main_thread:
             self._send(message)
             return

@@ -65,17 +65,19 @@ class ForwardingHandler(logging.Handler):
                 parts.append(record.exc_text)
             if record.stack_info:
                 parts.append(self._formatter.formatStack(record.stack_info))
+            # Every field bounded: a record too large for one frame would get
+            # the child killed for breaking the protocol.
             message = protocol.LogRecord(
                 level=record.levelno,
-                logger=record.name,
+                logger=record.name[:_MAX_NAME_CHARS],
                 message=self._clip(record.getMessage()),
                 exc_text=self._clip("\n".join(parts)),
                 job=self._current_job(),
                 created=record.created,
-                pathname=record.pathname,
-                lineno=record.lineno,
-                func=record.funcName or "",
-                thread=record.threadName or "",
+                pathname=(record.pathname or "")[-_MAX_NAME_CHARS:],
+                lineno=record.lineno or 0,
+                func=(record.funcName or "")[:_MAX_NAME_CHARS],
+                thread=(record.threadName or "")[:_MAX_NAME_CHARS],
             )
         except Exception:
             self.handleError(record)
@@ -143,6 +145,6 @@ def reemit(message: protocol.LogRecord, child_id: int, pid: int | None) -> None:
     record.process = pid
     record.processName = f"wayout-child-{child_id}"
     record.threadName = message.thread
-    record.thread = None
+    record.thread = 0  # a thread of another process: its id would mean nothing here
     record.exc_text = message.exc_text or None
     logger.handle(record)

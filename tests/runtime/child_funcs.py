@@ -252,3 +252,19 @@ def own_signal_dispositions() -> str:
 def blocked_signals() -> list[int]:
     """The signals blocked on the calling thread (the child's main thread, in a job)."""
     return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def log_wide(times: int) -> int:
+    """Log an exception where every name and text is long and made of 4-byte characters."""
+    wide = "\N{GRINNING FACE}" * times
+
+    def emit() -> None:
+        try:
+            raise ValueError(wide)
+        except ValueError:
+            logging.getLogger(wide).exception("caught: %s", wide)
+
+    thread = threading.Thread(target=emit, name=wide)
+    thread.start()
+    thread.join()
+    return os.getpid()

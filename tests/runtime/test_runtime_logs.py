@@ -141,3 +141,17 @@ def test_child_output_and_tracebacks_reach_the_parents_streams(method: str) -> N
     assert "printed on stderr" in err.splitlines()
     assert "wayout.child child=0 job=1: uncaught exception in thread doomed" in err
     assert "ValueError: raised in a thread" in err
+
+
+@pool_test
+async def test_a_huge_log_record_is_cut_never_breaks_the_protocol(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 4-byte characters in every field: each clipped to its character limit,
+    # together they still would not fit the frame cap.
+    async with Pool(cfg("fork", max_message_bytes=4096)) as pool:
+        await pool.run(cf.log_wide, 100_000)
+        assert await pool.run(cf.add, 1, 2) == 3
+        assert not [t for t in pool.transitions() if t.kind == "child" and t.event == "kill"]
+    (record,) = records(caplog, "caught: \N{GRINNING FACE}")
+    assert len(record.getMessage().encode()) < 4096
