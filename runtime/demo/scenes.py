@@ -236,7 +236,7 @@ async def hung_initializer(stage: Stage) -> SceneResult:
     before = set(stage.timeline.children)
     # Long jobs on all but num_idle - 1 ready children: the supervisor warms a new spare.
     long_jobs = [stage.submit(workload.render, 90 + i, t.long_job_s,
-                              label=f"render frame {90 + i} (a long one: {t.long_job_s:g}s)")
+                              label=f"render frame {90 + i} (long: {t.long_job_s:g}s)")
                  for i in range(status.children.get("ready", 0) - NUM_IDLE + 1)]
 
     def spare_hangs(_: PoolStatus) -> bool:
@@ -253,8 +253,7 @@ async def hung_initializer(stage: Stage) -> SceneResult:
         f"child {hung}'s initializer hangs (initialize_timeout={t.initialize_timeout:g}s)",
         child=hung, child_events=("timeout",), injected=warming_since)
     meanwhile = stage.submit(workload.render, 91, t.job_s,
-                             label="render frame 91 (submitted while child "
-                                   f"{hung} hangs)")
+                             label=f"render frame 91 (while child {hung} hangs)")
     quick = await stage.settle(meanwhile)
     await stage.recovered(fault)
     slow = [await stage.settle(h) for h in long_jobs]
@@ -303,7 +302,8 @@ async def job_timeout(stage: Stage) -> SceneResult:
     result = SceneResult("a job runs past its timeout")
     t = stage.timing
     await stage.quiet()
-    handle = stage.submit(workload.stuck, 3600.0, label=f"a stuck job (timeout={t.job_timeout:g}s)",
+    handle = stage.submit(workload.stuck, 3600.0,
+                          label=f"stuck forever (timeout={t.job_timeout:g}s)",
                           expect="JobTimeout", timeout=t.job_timeout)
     await stage.job_in(handle.id, "running")
     fault = stage.timeline.fault(f"job {handle.id} never returns", job=handle.id,
@@ -326,7 +326,7 @@ async def memory_hog(stage: Stage) -> SceneResult:
     await stage.quiet()
     limit = f"memory_limit_mb={t.memory_limit_mb:g}"
     handle = stage.submit(workload.hog, t.hog_mb, 3600.0,
-                          label=f"allocates {t.hog_mb} MB ({limit})", expect="ChildDied")
+                          label=f"allocates {t.hog_mb} MB", expect="ChildDied")
     fault = stage.timeline.fault(f"job {handle.id} grows to {t.hog_mb} MB ({limit})",
                                  job=handle.id, child_events=("kill",))
     job = await stage.settle(handle)

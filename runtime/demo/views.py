@@ -161,12 +161,13 @@ class LiveView:
     def _children(self, stage: Stage) -> RenderableType:
         timeline = stage.timeline
         table = Table(title="children", title_justify="left", title_style="bold",
-                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
-        for col, kw in (("child", {"justify": "right"}), ("pid", {"justify": "right"}),
-                        ("state", {}), ("its deadline", {"min_width": 32}), ("job", {}),
-                        ("why", {"overflow": "ellipsis", "no_wrap": True,
-                                 "max_width": 60})):
-            table.add_column(col, **kw)
+                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), expand=True)
+        table.add_column("child", justify="right", no_wrap=True, min_width=5)
+        table.add_column("pid", justify="right", no_wrap=True, min_width=7)
+        table.add_column("state", no_wrap=True, min_width=8)
+        table.add_column("its deadline", no_wrap=True, min_width=38)
+        table.add_column("job", no_wrap=True, min_width=6)
+        table.add_column("why it ended", no_wrap=True, overflow="ellipsis", ratio=1)
         now = timeline.now()
         live = {c.ident: c for c in probe.children(stage.pool)}
         for ident, life in sorted(timeline.children.items()):
@@ -188,20 +189,21 @@ class LiveView:
     def _jobs(self, stage: Stage, rows: int) -> RenderableType:
         timeline = stage.timeline
         table = Table(title="jobs", title_justify="left", title_style="bold",
-                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
-        for col, kw in (("job", {"justify": "right"}), ("what", {"no_wrap": True}),
-                        ("state", {}), ("child", {}), ("deadline / took", {"min_width": 28}),
-                        ("outcome", {"overflow": "ellipsis", "no_wrap": True,
-                                     "max_width": 70})):
-            table.add_column(col, **kw)
+                      box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), expand=True)
+        table.add_column("job", justify="right", no_wrap=True, min_width=3)
+        table.add_column("what", no_wrap=True, overflow="ellipsis", max_width=40)
+        table.add_column("state", no_wrap=True, min_width=10)
+        table.add_column("child", no_wrap=True, min_width=5)
+        table.add_column("deadline / took", no_wrap=True, min_width=30)
+        table.add_column("outcome", no_wrap=True, overflow="ellipsis", ratio=1)
         live = probe.jobs(stage.pool)
         shown = list(timeline.jobs.values())[-rows:]
         for job in shown:
             current = live.get(job.ident)
             state = job.outcome_state if job.settle_count else job.state
-            route = " -> ".join(str(c) for c in job.children)
+            route = "→".join(str(c) for c in job.children)
             if job.went_through("requeue"):
-                route += " (requeued)"
+                route += " requeued"
             when: RenderableType = ""
             if current is not None and current.countdown is not None:
                 when = countdown_bar(current.countdown)
@@ -210,11 +212,13 @@ class LiveView:
             outcome = Text("")
             if job.settle_count:
                 style = "green" if job.as_expected else "bold red"
-                text = "done" if job.outcome == OUTCOME_DONE else f"{job.error}: {job.message}"
-                mark = "as expected" if job.as_expected else f"EXPECTED {job.expect}"
-                outcome = Text(f"{text}", style=style)
+                text = "done" if job.outcome == OUTCOME_DONE else (
+                    f"{job.error}: {job.message.split(': ', 1)[-1]}")
+                mark = "expected" if job.as_expected else f"EXPECTED {job.expect}"
+                outcome = Text(text, style=style)
                 if job.expect != OUTCOME_DONE or not job.as_expected:
-                    outcome.append(f"  ({mark})", style="dim")
+                    outcome = Text.assemble((f"{mark}: ", "dim" if job.as_expected else style),
+                                            outcome)
             table.add_row(str(job.ident), job.label, Text(state, style=STATE_STYLES.get(state, "")),
                           route, when, outcome)
         hidden = len(timeline.jobs) - len(shown)
