@@ -229,6 +229,8 @@ class Timeline:
             self.say("pool", f"pool {word}: {command.reason}")
 
     def _child_moved(self, t: ev.Transitioned) -> None:
+        if t.event == "pong":
+            return  # evidence of life every ping_interval: not part of the story
         at = self.at(t.now)
         life = self.children.get(t.ident)
         if life is None:
