@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -150,7 +151,12 @@ def tell_z1(console: Console, outcome: CheckOutcome) -> None:
             "Before the fix, agents-js started a child and awaited its initialize() with no "
             "way to learn that the child died meanwhile. The checker finds the shortest path "
             "into that wedge:", style=""), soft_wrap=not console.is_terminal)
-        console.print(format_violation(v), markup=False, highlight=False)
+        console.print(Panel(Text(format_violation(v)), border_style="red", expand=False,
+                            title=f"{Z1}: the counterexample", title_align="left"))
+        console.print(Text(
+            "In wayout a child's exit is an event in every state, and every state has a "
+            "deadline: scene 1 of the chaos below does this to a real pool.", style="dim"),
+            soft_wrap=not console.is_terminal)
     if fix is not None:
         good = fix.as_expected
         console.print(Text.assemble(
