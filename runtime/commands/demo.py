@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -206,6 +207,9 @@ def chaos(demo: Demo) -> None:
         "the supervisor's doing.", style=""), soft_wrap=not console.is_terminal)
     view = LiveView(console) if demo.live else PlainView(console)
     timing = scenes.QUICK if demo.quick else scenes.FULL
+    if not demo.live:
+        # The pauses let a reader take in the live view; printed lines need none.
+        timing = dataclasses.replace(timing, pause_s=0.0)
     total = len(scenes.SCENES)
     with tempfile.TemporaryDirectory(prefix="wayout-demo-") as control_dir:
         timeline = Timeline(view.narrate)
