@@ -154,3 +154,26 @@ async def test_cancelling_serve_forever_closes_the_pool() -> None:
         assert pool.status().state == "closed"
         with pytest.raises(WayoutError):
             await job
+
+
+@pool_test
+async def test_a_handler_the_loop_had_before_is_put_back() -> None:
+    loop = asyncio.get_running_loop()
+    called: asyncio.Future[None] = loop.create_future()
+
+    def earlier() -> None:
+        if not called.done():
+            called.set_result(None)
+
+    loop.add_signal_handler(signal.SIGTERM, earlier)
+    try:
+        async with Pool(cfg("fork")) as pool:
+            serving = asyncio.ensure_future(serve_forever(pool))
+            await asyncio.sleep(0)  # one loop turn: serve_forever installs its handlers first
+            await pool.close()
+            await within(10, serving)
+        assert not called.done()
+        os.kill(os.getpid(), signal.SIGTERM)
+        await within(5, called)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
