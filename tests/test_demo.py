@@ -227,3 +227,20 @@ def test_summary_reads_as_plain_text() -> None:
     text = console.export_text()
     assert re.search(r"leaks after close +0 processes, 0 file descriptors +ok", text)
     assert "every expectation held" in text
+
+
+def test_without_graphviz_the_lifecycles_are_written_as_dot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from fsm.diagram import dot_files
+    from runtime.commands import diagrams
+
+    monkeypatch.setattr(diagrams, "find_dot", lambda: None)
+    monkeypatch.setattr(demo, "SECTIONS", demo.SECTIONS[:1])
+    monkeypatch.setattr(demo, "intro", lambda d: None)
+    args = argparse.Namespace(no_live=True, quick=True, out=tmp_path)
+    assert demo.run(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(dot_files())
+    out = capsys.readouterr().out
+    assert "graphviz 'dot' not found" in out
+    assert re.search(r"lifecycle diagrams +3 lifecycles checked and drawn to .*\.dot +ok", out)
