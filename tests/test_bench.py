@@ -41,7 +41,7 @@ def test_tiny_latency_and_death_run_gives_every_figure() -> None:
             assert set(summary) == SUMMARY_KEYS, (key, impl)
             assert summary["p50"] > 0, (key, impl)
     assert measures["round_trip"]["figures"][WAYOUT]["n"] == tiny.round_trips
-    assert measures["throughput"]["figures"][PPE]["n"] == tiny.throughput_rounds
+    assert measures["throughput"]["figures"][PPE]["n"] == tiny.latency_rounds
     # The job's start is stamped in the child, after the parent's submit: a
     # dispatch latency <= 0 would mean the clocks are not shared after all.
     for impl in IMPLEMENTATIONS:

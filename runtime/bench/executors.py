@@ -40,7 +40,10 @@ def loky_missing() -> str | None:
 def make(impl: str, workers: int, start_method: str) -> Executor:
     if impl == PPE:
         return concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context(start_method)
+            max_workers=workers, mp_context=multiprocessing.get_context(start_method),
+            # If wayout started the forkserver, its processes begin with SIGTERM
+            # blocked, and a broken executor's terminate() would hang (see the job).
+            initializer=jobs.unblock_termination,
         )
     if impl == LOKY:
         return make_loky(workers)

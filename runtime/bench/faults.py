@@ -51,54 +51,79 @@ def death_and_replenish(plan: Plan) -> list[Measure]:
     replenish = Measure(REPLENISH, "replenish", "ms",
                         note=f"SIGKILL an idle child -> {plan.workers} children ready again")
     floor = Measure(FLOOR, "  floor: bare process + 1 msg", "ms")
-    gc.collect()
-    detected, refilled = asyncio.run(_wayout_death(plan))
-    death.add(WAYOUT, detected)
-    replenish.add(WAYOUT, refilled)
     death.note = ("SIGKILL an idle child -> the supervisor knows. wayout: the core's ready "
                   "count drops (child 'exit' -> killed); executors: a pending future raises "
                   "BrokenProcessPool")
-    for impl in (PPE, LOKY):
-        if impl == LOKY and (why := executors.loky_missing()) is not None:
-            death.missing[impl] = why
-            continue
-        n = plan.loky_death_samples if impl == LOKY else plan.executor_death_samples
-        death.add(impl, [_executor_death(impl, plan) for _ in range(n)])
-    replenish.missing[PPE] = "does not replenish: a dead worker breaks the whole executor"
-    replenish.missing[LOKY] = "does not replenish: a dead worker breaks the executor"
-    floor.add(WAYOUT, bare_start_floor(plan))
     floor.note = (f"a bare multiprocessing process ({plan.start_method}) started until its "
                   "first message over a pipe; wayout's column holds it (no pool involved)")
+    executor_samples = {PPE: plan.executor_death_samples}
+    if (why := executors.loky_missing()) is None:
+        executor_samples[LOKY] = plan.loky_death_samples
+    else:
+        death.missing[LOKY] = why
+    gc.collect()
+    figures = asyncio.run(_interleaved_death(plan, executor_samples))
+    death.add(WAYOUT, figures[DEATH])
+    replenish.add(WAYOUT, figures[REPLENISH])
+    floor.add(WAYOUT, figures[FLOOR])
+    for impl in executor_samples:
+        death.add(impl, figures[impl])
+    replenish.missing[PPE] = "does not replenish: a dead worker breaks the whole executor"
+    replenish.missing[LOKY] = "does not replenish: a dead worker breaks the executor"
     return [death, replenish, floor]
 
 
-async def _wayout_death(plan: Plan) -> tuple[list[float], list[float]]:
+async def _interleaved_death(plan: Plan, executor_samples: dict[str, int]
+                             ) -> dict[str, list[float]]:
+    """wayout's samples from one pool, with the executors' and the floor's in between.
+
+    Interleaving spreads the machine's load bursts over every implementation.
+    """
     from runtime import Pool, PoolConfig
 
     n = plan.workers
     config = PoolConfig(num_idle=n, max_children=n, start_method=plan.start_method,
                         max_restarts=MANY_RESTARTS)
-    detected: list[float] = []
-    refilled: list[float] = []
+    out: dict[str, list[float]] = {DEATH: [], REPLENISH: [], FLOOR: [],
+                                   **{impl: [] for impl in executor_samples}}
+    floor_ctx = multiprocessing.get_context(plan.start_method)
+    _bare_start(floor_ctx)  # may start the forkserver itself: not a sample
+    total = plan.death_samples
     async with Pool(config) as pool:
-        for i in range(plan.death_samples + 1):  # the first is a warm-up
-            status = await pool.wait_for(_ready(n), timeout=WAIT_TIMEOUT_S)
-            if len(status.pids) != n:
-                # A replacement's pid is known before it is ready; wait for the old one's reap.
-                status = await pool.wait_for(lambda s: len(s.pids) == n and _ready(n)(s),
-                                             timeout=WAIT_TIMEOUT_S)
-            pid = next(iter(status.pids.values()))
-            t0 = time.perf_counter_ns()
-            os.kill(pid, signal.SIGKILL)
-            await pool.wait_for(lambda s: s.children.get("ready", 0) < n,
-                                timeout=WAIT_TIMEOUT_S)
-            seen = _ms_since(t0)
-            await pool.wait_for(_ready(n), timeout=WAIT_TIMEOUT_S)
-            back = _ms_since(t0)
-            if i:
-                detected.append(seen)
-                refilled.append(back)
-    return detected, refilled
+        await _kill_idle_child(pool, n)  # warm-up
+        for i in range(total):
+            seen, back = await _kill_idle_child(pool, n)
+            out[DEATH].append(seen)
+            out[REPLENISH].append(back)
+            # Spread the other samples evenly over wayout's.
+            if _due(i, total, plan.floor_samples):
+                out[FLOOR].append(_bare_start(floor_ctx))
+            for impl, count in executor_samples.items():
+                if _due(i, total, count):
+                    out[impl].append(_executor_death(impl, plan))
+    return out
+
+
+def _due(i: int, total: int, wanted: int) -> bool:
+    """Whether step ``i`` of ``total`` takes one of ``wanted`` samples spread evenly."""
+    if wanted <= 0:
+        return False
+    if wanted >= total:
+        return True
+    return (i * wanted) // total != ((i + 1) * wanted) // total
+
+
+async def _kill_idle_child(pool: Any, n: int) -> tuple[float, float]:
+    """SIGKILL one of ``n`` ready children; ms until the core knows, and until n are ready."""
+    status = await pool.wait_for(lambda s: len(s.pids) == n and _ready(n)(s),
+                                 timeout=WAIT_TIMEOUT_S)
+    pid = next(iter(status.pids.values()))
+    t0 = time.perf_counter_ns()
+    os.kill(pid, signal.SIGKILL)
+    await pool.wait_for(lambda s: s.children.get("ready", 0) < n, timeout=WAIT_TIMEOUT_S)
+    seen = _ms_since(t0)
+    await pool.wait_for(_ready(n), timeout=WAIT_TIMEOUT_S)
+    return seen, _ms_since(t0)
 
 
 def _executor_death(impl: str, plan: Plan) -> float:
@@ -119,26 +144,24 @@ def _executor_death(impl: str, plan: Plan) -> float:
         executor.shutdown(wait=True)
 
 
-def bare_start_floor(plan: Plan) -> list[float]:
-    """Start a bare process with the same start method; time until its first message."""
-    ctx = multiprocessing.get_context(plan.start_method)
-    out = []
-    for i in range(plan.floor_samples + 1):  # the first may start the forkserver itself
-        reader, writer = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=jobs.say_hello, args=(writer,))  # type: ignore[attr-defined]
-        t0 = time.perf_counter_ns()
-        process.start()
-        writer.close()
+def _bare_start(ctx: Any) -> float:
+    """Start a bare process with the same start method; ms until its first message."""
+    reader, writer = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=jobs.say_hello, args=(writer,))
+    t0 = time.perf_counter_ns()
+    process.start()
+    writer.close()
+    try:
         if not reader.poll(WAIT_TIMEOUT_S):
-            process.kill()
             raise TimeoutError("the bare process sent nothing")
         reader.recv_bytes()
-        elapsed = _ms_since(t0)
+        return _ms_since(t0)
+    finally:
         reader.close()
         process.join(WAIT_TIMEOUT_S)
-        if i:
-            out.append(elapsed)
-    return out
+        if process.exitcode is None:
+            process.kill()
+            process.join()
 
 
 # ----------------------------------------------------------------------------
@@ -150,27 +173,40 @@ def cold_and_hung(plan: Plan) -> list[Measure]:
     cold = Measure(COLD, "cold job", "ms")
     cold.note = ("a new pool's first job, submitted at once. wayout: num_idle=1, submitted "
                  "while the pool starts; executors: a new executor's first job")
-    out = [cold]
-    gc.collect()
-    cold.add(WAYOUT, [asyncio.run(_wayout_cold(plan, hang=False, init_timeout=3.0))
-                      for _ in range(plan.cold_samples)])
-    for impl in (PPE, LOKY):
-        if impl == LOKY and (why := executors.loky_missing()) is not None:
-            cold.missing[impl] = why
-            continue
-        cold.add(impl, [_executor_cold(impl, plan) for _ in range(plan.cold_samples)])
+    hung_measures = []
     for timeout in plan.hung_timeouts:
         key = HUNG if timeout == plan.hung_timeouts[0] else f"{HUNG}_{timeout:g}s"
         hung = Measure(key, f"hung warm-up ({timeout:g} s timeout)", "ms")
         hung.note = (f"as cold job, but the first warming child's initializer hangs "
                      f"(initialize_timeout {timeout:g} s)")
         hung.extra["initialize_timeout_s"] = timeout
-        hung.add(WAYOUT, [asyncio.run(_wayout_cold(plan, hang=True, init_timeout=timeout))
-                          for _ in range(plan.hung_samples)])
         hung.missing[PPE] = "no initializer timeout: a hanging initializer hangs the executor"
         hung.missing[LOKY] = "no initializer timeout: a hanging initializer hangs the executor"
-        out.append(hung)
-    return out
+        hung_measures.append(hung)
+    impls = [PPE]
+    if (why := executors.loky_missing()) is None:
+        impls.append(LOKY)
+    else:
+        cold.missing[LOKY] = why
+    gc.collect()
+    # Interleaved sample by sample, so that load bursts hit every variant alike.
+    cold_samples: dict[str, list[float]] = {impl: [] for impl in (WAYOUT, *impls)}
+    hung_samples: list[list[float]] = [[] for _ in hung_measures]
+    for i in range(max(plan.cold_samples, plan.hung_samples)):
+        if i < plan.cold_samples:
+            cold_samples[WAYOUT].append(
+                asyncio.run(_wayout_cold(plan, hang=False, init_timeout=3.0)))
+            for impl in impls:
+                cold_samples[impl].append(_executor_cold(impl, plan))
+        if i < plan.hung_samples:
+            for hung, values in zip(hung_measures, hung_samples, strict=True):
+                timeout = hung.extra["initialize_timeout_s"]
+                values.append(asyncio.run(_wayout_cold(plan, hang=True, init_timeout=timeout)))
+    for impl, values in cold_samples.items():
+        cold.add(impl, values)
+    for hung, values in zip(hung_measures, hung_samples, strict=True):
+        hung.add(WAYOUT, values)
+    return [cold, *hung_measures]
 
 
 async def _wayout_cold(plan: Plan, *, hang: bool, init_timeout: float) -> float:

