@@ -236,18 +236,6 @@ def test_the_default_output_is_the_checkouts_diagrams_directory() -> None:
     assert diagrams_command.default_dir() == COMMITTED
 
 
-def test_wayout_demo_writes_the_diagrams_and_prints_the_check_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(diagrams_command, "find_dot", lambda: None)
-    monkeypatch.setattr(diagrams_command, "default_dir", lambda: tmp_path)
-    assert cli.main(["demo"]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(dot_files())
-    out = capsys.readouterr().out
-    assert fsm.check_all() in out
-    assert out.index("== lifecycle diagrams") < out.index("== lifecycle specs")
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
