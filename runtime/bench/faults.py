@@ -20,12 +20,14 @@ from typing import Any
 from runtime.bench import executors, jobs
 from runtime.bench.plan import Plan
 from runtime.bench.results import LOKY, PPE, WAYOUT, Measure
+from runtime.bench.stats import summarize
 
 DEATH = "death_detection"
 REPLENISH = "replenish"
 FLOOR = "replenish_floor"
 COLD = "cold_job"
 HUNG = "hung_warmup"
+CORE_KNOWS = "core_knows"
 
 #: Bound on every wait of these measures: a stuck pool must fail the bench, not hang it.
 WAIT_TIMEOUT_S = 60.0
@@ -68,6 +70,9 @@ def death_and_replenish(plan: Plan) -> list[Measure]:
     floor.add(WAYOUT, figures[FLOOR])
     for impl in executor_samples:
         death.add(impl, figures[impl])
+    if figures[CORE_KNOWS]:
+        death.extra["wayout_core_knows_p50_ms"] = round(
+            summarize(figures[CORE_KNOWS]).p50, 3)
     replenish.missing[PPE] = "does not replenish: a dead worker breaks the whole executor"
     replenish.missing[LOKY] = "does not replenish: a dead worker breaks the executor"
     return [death, replenish, floor]
@@ -84,7 +89,7 @@ async def _interleaved_death(plan: Plan, executor_samples: dict[str, int]
     n = plan.workers
     config = PoolConfig(num_idle=n, max_children=n, start_method=plan.start_method,
                         max_restarts=MANY_RESTARTS)
-    out: dict[str, list[float]] = {DEATH: [], REPLENISH: [], FLOOR: [],
+    out: dict[str, list[float]] = {DEATH: [], REPLENISH: [], FLOOR: [], CORE_KNOWS: [],
                                    **{impl: [] for impl in executor_samples}}
     floor_ctx = multiprocessing.get_context(plan.start_method)
     _bare_start(floor_ctx)  # may start the forkserver itself: not a sample
@@ -92,9 +97,11 @@ async def _interleaved_death(plan: Plan, executor_samples: dict[str, int]
     async with Pool(config) as pool:
         await _kill_idle_child(pool, n)  # warm-up
         for i in range(total):
-            seen, back = await _kill_idle_child(pool, n)
+            seen, back, core_knows = await _kill_idle_child(pool, n)
             out[DEATH].append(seen)
             out[REPLENISH].append(back)
+            if core_knows is not None:
+                out[CORE_KNOWS].append(core_knows)
             # Spread the other samples evenly over wayout's.
             if _due(i, total, plan.floor_samples):
                 out[FLOOR].append(_bare_start(floor_ctx))
@@ -113,17 +120,28 @@ def _due(i: int, total: int, wanted: int) -> bool:
     return (i * wanted) // total != ((i + 1) * wanted) // total
 
 
-async def _kill_idle_child(pool: Any, n: int) -> tuple[float, float]:
-    """SIGKILL one of ``n`` ready children; ms until the core knows, and until n are ready."""
+async def _kill_idle_child(pool: Any, n: int) -> tuple[float, float, float | None]:
+    """SIGKILL one of ``n`` ready children.
+
+    Returns ms until a task waiting on the pool sees it, until ``n`` children
+    are ready again, and until the core took the exit in (the time stamp of
+    the child's 'exit' transition: earlier than what a task can see, because
+    the driver finishes its step, replacement spawn included, first).
+    """
     status = await pool.wait_for(lambda s: len(s.pids) == n and _ready(n)(s),
                                  timeout=WAIT_TIMEOUT_S)
-    pid = next(iter(status.pids.values()))
+    child_id, pid = next(iter(status.pids.items()))
     t0 = time.perf_counter_ns()
+    mono0 = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     await pool.wait_for(lambda s: s.children.get("ready", 0) < n, timeout=WAIT_TIMEOUT_S)
     seen = _ms_since(t0)
     await pool.wait_for(_ready(n), timeout=WAIT_TIMEOUT_S)
-    return seen, _ms_since(t0)
+    back = _ms_since(t0)
+    exits = [t.time for t in pool.transitions()
+             if t.kind == "child" and t.ident == child_id and t.event == "exit"]
+    core_knows = (exits[-1] - mono0) * 1000 if exits else None
+    return seen, back, core_knows
 
 
 def _executor_death(impl: str, plan: Plan) -> float:
