@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "bench",
     "check",
+    "soak",
 )
 
 #: Exit status of a usage error, as argparse and most Unix tools use.
