@@ -98,6 +98,13 @@ def test_cli_writes_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture
     printed = capsys.readouterr().out
     assert "model checker" in printed and "cores" in printed  # the table and the machine
 
+    # A saved run prints again, as Markdown for the README, without measuring.
+    assert main(["bench", "--from-json", str(out), "--markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("| measure |")
+    row = next(line for line in markdown.splitlines() if line.startswith("| model checker |"))
+    assert f"{checker['figures'][WAYOUT]['p50']:,.0f}" in row
+
 
 def test_cli_refuses_an_unknown_group(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--only", "latency,nonsense"]) == 2

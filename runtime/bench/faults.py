@@ -52,7 +52,7 @@ def death_and_replenish(plan: Plan) -> list[Measure]:
     death = Measure(DEATH, "death detection", "ms")
     replenish = Measure(REPLENISH, "replenish", "ms",
                         note=f"SIGKILL an idle child -> {plan.workers} children ready again")
-    floor = Measure(FLOOR, "  floor: bare process + 1 msg", "ms")
+    floor = Measure(FLOOR, "replenish floor: bare process", "ms")
     death.note = ("SIGKILL an idle child -> the supervisor knows. wayout: the core's ready "
                   "count drops (child 'exit' -> killed); executors: a pending future raises "
                   "BrokenProcessPool")

@@ -39,6 +39,19 @@ class Measure:
         s = self.figures.get(impl)
         return None if s is None else s.p50
 
+    @classmethod
+    def from_dict(cls, key: str, data: dict[str, Any]) -> Measure:
+        return cls(
+            key=key,
+            title=data["title"],
+            unit=data["unit"],
+            higher_is_better=data["better"] == "higher",
+            figures={impl: Summary(**s) for impl, s in data["figures"].items()},
+            missing=dict(data["missing"]),
+            note=data["note"],
+            extra=dict(data["extra"]),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "title": self.title,
@@ -60,6 +73,10 @@ class Verdict:
     value: str
     passed: bool | None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        return cls(data["measure"], data["target"], data["value"], data["passed"])
+
     def as_dict(self) -> dict[str, Any]:
         return {"measure": self.measure, "target": self.target, "value": self.value,
                 "passed": self.passed}
@@ -77,6 +94,18 @@ class Report:
 
     def add(self, measure: Measure) -> None:
         self.measures[measure.key] = measure
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """A report read back from ``--json`` output (to print it again)."""
+        return cls(
+            plan=data["plan"],
+            machine=dict(data["machine"]),
+            measures={k: Measure.from_dict(k, m) for k, m in data["measures"].items()},
+            verdicts=[Verdict.from_dict(v) for v in data["targets"]],
+            errors=dict(data["errors"]),
+            seconds=float(data["seconds"]),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -31,6 +31,8 @@ def register(subparsers: Any) -> None:
                         help="also write every figure to FILE as JSON")
     parser.add_argument("--markdown", action="store_true",
                         help="print the table as Markdown (for README) instead of rich")
+    parser.add_argument("--from-json", type=Path, default=None, metavar="FILE",
+                        help="measure nothing: print the table of a run saved with --json")
     parser.add_argument("--only", default=None, metavar="GROUPS",
                         help="comma-separated measure groups: latency, death, warmup, "
                              "scale, checker (default: all)")
@@ -39,6 +41,15 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from runtime.bench import plan, runner, table
+    from runtime.bench.results import Report
+
+    if args.from_json is not None:
+        saved = Report.from_dict(json.loads(args.from_json.read_text(encoding="utf-8")))
+        if args.markdown:
+            print(table.markdown(saved))
+        else:
+            table.render(saved)
+        return 0
 
     chosen = plan.QUICK if args.quick else plan.FULL
     only = None
