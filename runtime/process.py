@@ -63,7 +63,7 @@ _GROUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PRELOAD = "runtime.forkserver_preload"
 
 
-def _ensure_forkserver() -> None:
+def ensure_forkserver() -> None:
     """Start multiprocessing's forkserver, if it is not running, deaf to SIGINT and SIGTERM.
 
     A forkserver child dies with the forkserver (``PR_SET_PDEATHSIG``, see
@@ -145,7 +145,7 @@ class ChildProcess:
                 daemon=False,
             )
             if self._start_method == "forkserver":
-                _ensure_forkserver()
+                ensure_forkserver()
             process.start()
         except BaseException:
             parent_sock.close()

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import math
-import multiprocessing
 import os
 import random
 import resource
@@ -48,12 +47,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]
-
 from fsm import events as ev
 from fsm.config import PoolConfig
 from fsm.errors import ChildDied, JobFailed, JobTimeout, WayoutError
-from runtime import child, conformance
+from runtime import child, conformance, leaks
 
 #: Faults carried by the job itself.
 JOB_FAULTS = ("raise", "exit", "segfault", "hang", "garbage")
@@ -212,7 +209,7 @@ class SoakReport:
     wedged: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
     leaked_processes: list[str] = field(default_factory=list)
-    leaked_fds: dict[int, str] = field(default_factory=dict)
+    leaked_fds: list[str] = field(default_factory=list)
     trace_records: int = 0
     trace_violations: list[str] = field(default_factory=list)
     children_started: int = 0
@@ -337,36 +334,6 @@ class _Tracker:
         return [c for c, s in self.child_state.items() if s in states]
 
 
-def _multiprocessing_helper(proc: psutil.Process) -> bool:
-    try:
-        cmdline = " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return False
-    return "multiprocessing.forkserver" in cmdline or "multiprocessing.resource_tracker" in cmdline
-
-
-def _descendants() -> dict[int, str]:
-    found = {}
-    for proc in psutil.Process().children(recursive=True):
-        if _multiprocessing_helper(proc):
-            continue
-        try:
-            found[proc.pid] = f"{proc.pid} {proc.name()} ({proc.status()})"
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
-def _open_fds() -> dict[int, str]:
-    fds = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            pass
-    return fds
-
-
 def _classify(exc: BaseException | None) -> str:
     if exc is None:
         return "value"
@@ -381,15 +348,9 @@ async def run_soak(settings: SoakSettings,
     report = SoakReport(settings)
     config = settings.pool_config()
     rng = random.Random(settings.seed)
-    # multiprocessing's helpers live as long as this process: start them before
-    # counting descriptors and processes, so that they are not taken for leaks.
-    multiprocessing.get_context(settings.start_method)
-    from multiprocessing import forkserver, resource_tracker
-    resource_tracker.ensure_running()
-    if settings.start_method == "forkserver":
-        forkserver.ensure_running()
-    fds_before = _open_fds()
-    procs_before = set(_descendants())
+    # multiprocessing's helpers live as long as this process: the baseline
+    # starts them first, so that they are not taken for leaks.
+    baseline = leaks.Baseline()
 
     tracker = _Tracker(settings.num_idle, report)
     pool = Pool(config, child_main=soak_child_main, max_transitions=1000)
@@ -494,10 +455,9 @@ async def run_soak(settings: SoakSettings,
         await asyncio.wait(stragglers.values(), timeout=1.0)
         report.lost.extend(i for i, task in stragglers.items() if not task.done())
     report.elapsed = time.monotonic() - started
-    leaked = {pid: what for pid, what in _descendants().items() if pid not in procs_before}
-    report.leaked_processes = sorted(leaked.values())
-    report.leaked_fds = {fd: target for fd, target in _open_fds().items()
-                         if fds_before.get(fd) != target}
+    left = baseline.leaks()
+    report.leaked_processes = sorted(left.processes)
+    report.leaked_fds = list(left.fds)
     report.trace_records = len(tracker.records)
     # After close the core holds the closed pool and nothing else: every child
     # and job must have reached a final state in its history.

@@ -15,11 +15,11 @@ from rich.console import Console
 from models.explorer import Result, Stats
 from runtime.commands import demo
 from runtime.demo import scenes
-from runtime.demo.leaks import Leaks
 from runtime.demo.modelcheck import CheckOutcome
 from runtime.demo.scenes import Chaos, SceneResult
 from runtime.demo.summary import Report, judge_chaos, judge_check
 from runtime.demo.timeline import Timeline
+from runtime.leaks import Leaks
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -195,7 +195,8 @@ def model_check(demo: Demo) -> None:
 def chaos(demo: Demo) -> None:
     from rich.text import Text
 
-    from runtime.demo import leaks, scenes
+    from runtime import leaks
+    from runtime.demo import scenes
     from runtime.demo.summary import judge_chaos
     from runtime.demo.timeline import Timeline
     from runtime.demo.views import LiveView, PlainView

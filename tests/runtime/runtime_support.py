@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import multiprocessing.forkserver
-import multiprocessing.resource_tracker
-import os
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-import psutil
-
 from fsm.config import PoolConfig
 from runtime import Pool, PoolStatus
+from runtime.leaks import live_descendants, open_fds, start_helpers
 
 METHODS = ("fork", "forkserver", "spawn")
 
@@ -51,52 +47,10 @@ def cfg(method: str, **overrides: Any) -> PoolConfig:
     return PoolConfig(**settings)
 
 
-def _is_multiprocessing_helper(proc: psutil.Process) -> bool:
-    # The forkserver and the resource tracker are multiprocessing's per-process
-    # singletons: they live as long as the test session, not as long as a pool.
-    try:
-        cmdline = " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return False
-    return "multiprocessing.forkserver" in cmdline or "multiprocessing.resource_tracker" in cmdline
-
-
-def live_descendants() -> list[psutil.Process]:
-    found = []
-    for proc in psutil.Process().children(recursive=True):
-        if _is_multiprocessing_helper(proc):
-            continue
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                found.append(proc)  # unreaped: a leak too
-                continue
-        except psutil.NoSuchProcess:
-            continue
-        found.append(proc)
-    return found
-
-
-def open_fds() -> dict[int, str]:
-    fds = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            pass  # the fd of the listdir itself
-    return fds
-
-
-def _start_helpers() -> None:
-    # Started once for the session so that their descriptors are not counted
-    # as a pool's leak.
-    multiprocessing.resource_tracker.ensure_running()
-    multiprocessing.forkserver.ensure_running()
-
-
 def run_checked(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine in a fresh event loop; afterwards no descendant process
     may be alive and no file descriptor may be left open."""
-    _start_helpers()
+    start_helpers()
     before = open_fds()
     already = {p.pid for p in live_descendants()}
     result = asyncio.run(factory())
