@@ -15,6 +15,7 @@ _RUNTIME_TESTS = str(Path(__file__).resolve().parent.parent / "runtime")
 if _RUNTIME_TESTS not in sys.path:
     sys.path.append(_RUNTIME_TESTS)
 
+import runtime_support  # noqa: E402
 from runtime_support import (  # noqa: E402
     METHODS,
     cfg,
@@ -37,9 +38,15 @@ __all__ = [
     "open_fds",
     "pool_test",
     "run_checked",
+    "start_helpers",
     "transitions_of",
     "within",
 ]
+
+
+#: Start multiprocessing's per-process helpers (forkserver, resource tracker), so
+#: that their descriptors are not counted as a pool's leak.
+start_helpers = runtime_support.start_helpers
 
 
 class CommandLog:
