@@ -80,17 +80,28 @@ def _rate(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
+
+    # Each injected fault is a child failure the pool logs as a warning; the
+    # summary counts them. Errors (a child not reaped) still show. The level is
+    # put back afterwards: run() may be called from a longer-lived program.
+    logger = logging.getLogger("wayout")
+    level = logger.level
+    if not args.verbose:
+        logger.setLevel(logging.ERROR)
+    try:
+        return _run(args)
+    finally:
+        logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
     import sys
 
     from fsm.config import PoolConfig
     from runtime import soak
 
-    if not args.verbose:
-        # Each injected fault is a child failure the pool logs as a warning; the
-        # summary counts them. Errors (a child not reaped) still show.
-        logging.getLogger("wayout").setLevel(logging.ERROR)
     faults = soak.FAULT_KINDS if args.faults is None else tuple(
         f.strip() for f in args.faults.split(",") if f.strip())
     settings = soak.SoakSettings(

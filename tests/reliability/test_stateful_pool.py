@@ -303,7 +303,7 @@ def _settings(examples: int, steps: int) -> settings:
 
 @pytest.mark.timeout(180)
 def test_the_real_pool_under_random_faults() -> None:
-    run_state_machine_as_test(PoolMachine, settings=_settings(examples=8, steps=15))
+    run_state_machine_as_test(PoolMachine, settings=_settings(examples=12, steps=20))
 
 
 @pytest.mark.slow
