@@ -82,12 +82,21 @@ def test_settings_are_checked() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("method", ["forkserver", "spawn"])
-def test_a_bigger_soak_under_each_start_method(method: str) -> None:
-    report = soak_report(jobs=2000, fault_rate=0.1, seed=11, start_method=method)
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(("method", "jobs"), [("fork", 10_000), ("forkserver", 10_000),
+                                              ("spawn", 3_000)])
+def test_a_bigger_soak_under_each_start_method(method: str, jobs: int) -> None:
+    report = soak_report(jobs=jobs, fault_rate=0.1, seed=11, start_method=method)
     assert report.ok, report.problems()
-    assert sum(report.outcomes.values()) == 2000
+    assert sum(report.outcomes.values()) == jobs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_soak_where_half_the_jobs_fault_with_many_in_flight() -> None:
+    report = soak_report(jobs=3000, fault_rate=0.5, seed=5, start_method="fork",
+                         concurrency=16)
+    assert report.ok, report.problems()
 
 
 def test_the_soak_runs_in_its_own_loop_only() -> None:

@@ -43,6 +43,7 @@ from fsm.errors import (
     JobCancelled,
     JobFailed,
     JobTimeout,
+    NoCapacity,
     PoolClosed,
 )
 from fsm.lifecycles import CHILD, JOB
@@ -285,7 +286,9 @@ class PoolMachine(RuleBasedStateMachine):
             return True
         if job.cancelled and isinstance(exc, JobCancelled):
             return True
-        if job.child_signalled and isinstance(exc, ChildDied | JobTimeout):
+        # A killed child takes its job with it; a stopped one misses its pongs (or
+        # the job its timeout), and a stopped child still warming eats capacity.
+        if job.child_signalled and isinstance(exc, ChildDied | JobTimeout | NoCapacity):
             return True
         if job.pool_closing and isinstance(exc, PoolClosed | JobCancelled | JobTimeout):
             return True
