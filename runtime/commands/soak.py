@@ -146,6 +146,11 @@ def _headline(report: SoakReport) -> str:
             f"{report.elapsed:.1f} s ({rate:,.0f} jobs/s)")
 
 
+RECOVERY_NOTE = ("time to recover: from the fault (a job fault: its ack, or its timeout for a "
+                 "hang; an outside signal: when sent) until the faulty child is gone and "
+                 "num_idle children are ready")
+
+
 def fault_rows(report: SoakReport) -> list[tuple[str, ...]]:
     """kind, injected, children lost, recovered, p50, p99, max (times in ms)."""
     from runtime.soak import FAULT_KINDS, percentile
@@ -191,14 +196,13 @@ def format_plain(report: SoakReport) -> str:
     lines = [_headline(report), "", "jobs by outcome:"]
     for outcome, n in report.outcomes.most_common():
         lines.append(f"  {outcome:<14} {n:>8,}")
-    lines += ["", "faults injected; time to recover: from the fault to the faulty child gone "
-                  "and num_idle ready, ms:",
+    lines += ["", "faults and time to recover (ms):",
               f"  {'fault':<10} {'injected':>8} {'child lost':>10} {'recovered':>10} "
               f"{'p50':>9} {'p99':>9} {'max':>9}"]
     for kind, injected, lost, recovered, p50, p99, top in fault_rows(report):
         lines.append(f"  {kind:<10} {injected:>8} {lost:>10} {recovered:>10} {p50:>9} "
                      f"{p99:>9} {top:>9}")
-    lines += ["", "verdict:"]
+    lines += [RECOVERY_NOTE, "", "verdict:"]
     for what, value in verdict_rows(report):
         lines.append(f"  {what:<45} {value}")
     lines += ["", _verdict(report), ""]
@@ -215,8 +219,7 @@ def print_rich(console: Any, report: SoakReport) -> None:
     for outcome, n in report.outcomes.most_common():
         outcomes.add_row(outcome, f"{n:,}")
     console.print(outcomes)
-    faults = Table(title="faults injected; time to recover: from the fault to the faulty "
-                         "child gone and num_idle ready", title_justify="left")
+    faults = Table(title="faults and time to recover", title_justify="left")
     for name, justify in (("fault", "left"), ("injected", "right"),
                           ("child lost", "right"), ("recovered", "right"),
                           ("p50 ms", "right"), ("p99 ms", "right"), ("max ms", "right")):
@@ -224,6 +227,7 @@ def print_rich(console: Any, report: SoakReport) -> None:
     for row in fault_rows(report):
         faults.add_row(*row)
     console.print(faults)
+    console.print(f"[dim]{RECOVERY_NOTE}[/]")
     verdict = Table(title="verdict", title_justify="left", show_header=False)
     verdict.add_column("what")
     verdict.add_column("count", justify="right")
