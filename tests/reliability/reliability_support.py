@@ -15,7 +15,6 @@ _RUNTIME_TESTS = str(Path(__file__).resolve().parent.parent / "runtime")
 if _RUNTIME_TESTS not in sys.path:
     sys.path.append(_RUNTIME_TESTS)
 
-import runtime_support  # noqa: E402
 from runtime_support import (  # noqa: E402
     METHODS,
     cfg,
@@ -29,6 +28,7 @@ from runtime_support import (  # noqa: E402
 
 from fsm import events as ev  # noqa: E402
 from runtime import Pool  # noqa: E402
+from runtime.leaks import start_helpers  # noqa: E402
 
 __all__ = [
     "METHODS",
@@ -42,11 +42,6 @@ __all__ = [
     "transitions_of",
     "within",
 ]
-
-
-#: Start multiprocessing's per-process helpers (forkserver, resource tracker), so
-#: that their descriptors are not counted as a pool's leak.
-start_helpers = runtime_support.start_helpers
 
 
 class CommandLog:
