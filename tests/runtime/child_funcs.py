@@ -56,10 +56,14 @@ async def async_sleep(seconds: float) -> float:
     return seconds
 
 
-def sleep_ignoring_cancel(seconds: float) -> float:
+def sleep_ignoring_cancel(seconds: float, blocked_fifo: str | None = None) -> float:
     """A job that cannot be interrupted: it blocks the cancel signal, and leaves
-    it blocked (restoring it would deliver the pending cancel right here)."""
+    it blocked (restoring it would deliver the pending cancel right here).
+    With ``blocked_fifo``, it writes one byte there once the signal is blocked."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {child.CANCEL_SIGNAL})
+    if blocked_fifo is not None:
+        with open(blocked_fifo, "wb") as fifo:
+            fifo.write(b"!")
     time.sleep(seconds)
     return seconds
 

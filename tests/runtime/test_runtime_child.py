@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import pickle
 import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import child_funcs as cf
@@ -149,12 +151,16 @@ def test_cancel_interrupts_the_job_then_the_child_exits(spawn_child: Any, fn: An
 
 
 def test_a_job_that_swallows_the_cancel_finishes_and_the_child_still_exits(
-    spawn_child: Any,
+    spawn_child: Any, tmp_path: Path,
 ) -> None:
+    fifo = tmp_path / "blocked"
+    os.mkfifo(fifo)
     c = spawn_child()
     c.start()
-    c.job(1, cf.sleep_ignoring_cancel, 0.5)
+    c.job(1, cf.sleep_ignoring_cancel, 0.5, str(fifo))
     assert c.recv() == protocol.JobAck(1)
+    with open(fifo, "rb") as blocked:  # returns once the job has blocked the signal
+        assert blocked.read(1) == b"!"
     c.send(protocol.Cancel(1))
     assert value(c.recv(timeout=5)) == 0.5
     assert c.exit_code(timeout=5) == child.EXIT_STOPPED
