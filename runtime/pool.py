@@ -514,14 +514,18 @@ class Pool:
 
     def _perform(self, commands: list[ev.Command]) -> None:
         performers = self._performers
-        for command in commands:
-            performers[type(command)](command)
-        for listener in self._listeners:
+        try:
             for command in commands:
-                try:
-                    listener(command)
-                except Exception:  # an observer must never break supervision
-                    log.exception("wayout: a pool listener raised; it stays subscribed")
+                performers[type(command)](command)
+        finally:
+            # Even if a performer failed, the core has decided all of them:
+            # recorders (traces, metrics) must see the whole batch.
+            for listener in self._listeners:
+                for command in commands:
+                    try:
+                        listener(command)
+                    except Exception:  # an observer must never break supervision
+                        log.exception("wayout: a pool listener raised; it stays subscribed")
 
     def _finish(self) -> None:
         """The driver is ending: nothing may be left running or open."""
