@@ -72,6 +72,8 @@ EXIT_PROTOCOL_ERROR = 4
 
 #: The signal that interrupts a synchronous job the parent cancels.
 CANCEL_SIGNAL = signal.SIGUSR1
+_CANCEL_RETRIES = 50
+_CANCEL_RETRY_SECONDS = 0.02
 
 #: prctl(2) option: the signal the kernel sends us when our parent dies.
 _PR_SET_PDEATHSIG = 1
@@ -245,6 +247,9 @@ class _Child:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Shared between the threads, under _lock: which job runs, and how.
         self._lock = threading.Lock()
+        # Set while no job runs on the main thread (cleared when one starts).
+        self._job_over = threading.Event()
+        self._job_over.set()
         self._current: int | None = None
         self._task: asyncio.Future[Any] | None = None
         self._cancel: int | None = None
@@ -343,6 +348,7 @@ class _Child:
             cancelled_before_start = self._cancel == job
             if not cancelled_before_start:
                 self._current = job
+                self._job_over.clear()
         if cancelled_before_start:
             self._send(protocol.CancelAck(job))
             return False
@@ -369,6 +375,7 @@ class _Child:
             with self._lock:
                 self._current = None
                 self._task = None
+                self._job_over.set()
         self._send(reply)
         return not isinstance(reply, protocol.CancelAck)
 
@@ -463,6 +470,13 @@ class _Child:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(task.cancel)
         elif running:
-            signal.pthread_kill(self._main_thread, CANCEL_SIGNAL)
+            # A signal that lands after the interpreter's last check and before a
+            # blocking call (time.sleep, a C-level wait) is handled only when that
+            # call returns. So it is sent again until the job gives up, for a
+            # while; a job that ignores it is killed at close_timeout anyway.
+            for _ in range(_CANCEL_RETRIES):
+                signal.pthread_kill(self._main_thread, CANCEL_SIGNAL)
+                if self._job_over.wait(_CANCEL_RETRY_SECONDS):
+                    break
         # An idle main thread (or one about to pick this job up) must wake and exit.
         self._inbox.put(None)
