@@ -21,6 +21,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runtime.commands.argtypes import natural, positive
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -48,16 +50,16 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--model", metavar="NAME", help="check only this model (see --list)")
     parser.add_argument("--list", action="store_true", help="list the models and exit")
-    parser.add_argument("--children", type=_positive, metavar="N",
+    parser.add_argument("--children", type=positive, metavar="N",
                         help="max_children of wayout's model (default 2)")
-    parser.add_argument("--jobs", type=_natural, metavar="M",
+    parser.add_argument("--jobs", type=natural, metavar="M",
                         help="jobs the user submits (wayout default 3; zoo default 1)")
-    parser.add_argument("--restarts", type=_natural, metavar="R",
+    parser.add_argument("--restarts", type=natural, metavar="R",
                         help="max_restarts of wayout's model (default 1)")
-    parser.add_argument("--max-states", type=_positive, default=DEFAULT_MAX_STATES,
+    parser.add_argument("--max-states", type=positive, default=DEFAULT_MAX_STATES,
                         metavar="N", help=f"stop a model after N states "
                         f"(default {DEFAULT_MAX_STATES:,}); liveness is then not checked")
-    parser.add_argument("--workers", type=_positive, default=2, metavar="N",
+    parser.add_argument("--workers", type=positive, default=2, metavar="N",
                         help="processes to run models in (default 2)")
     parser.add_argument("--summary", action="store_true",
                         help="print the summary table only, no traces")
@@ -67,23 +69,6 @@ def register(subparsers: Any) -> None:
                         help="measure instead of check: states/s of each model on one core, "
                         "time to catch each zoo bug, wall time of the full check")
     parser.set_defaults(func=run)
-
-
-def _positive(text: str) -> int:
-    value = _natural(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from runtime.commands.argtypes import natural, positive
+
 if TYPE_CHECKING:
     from runtime.soak import SoakReport
 
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
             "Exit status 1 otherwise."
         ),
     )
-    parser.add_argument("--jobs", type=_natural, default=1000, metavar="N",
+    parser.add_argument("--jobs", type=natural, default=1000, metavar="N",
                         help="jobs to run (default 1000)")
     parser.add_argument("--fault-rate", type=_rate, default=0.1, metavar="R",
                         help="probability that a job carries a fault (default 0.1)")
@@ -40,9 +42,9 @@ def register(subparsers: Any) -> None:
                         help="random seed: the same seed injects the same faults (default 0)")
     parser.add_argument("--start-method", choices=START_METHODS, default=None,
                         help="how children start (default: PoolConfig's, forkserver)")
-    parser.add_argument("--concurrency", type=_positive, default=8, metavar="C",
+    parser.add_argument("--concurrency", type=positive, default=8, metavar="C",
                         help="jobs in flight at once (default 8)")
-    parser.add_argument("--num-idle", type=_positive, default=2, metavar="K",
+    parser.add_argument("--num-idle", type=positive, default=2, metavar="K",
                         help="warm children the pool keeps idle (default 2)")
     parser.add_argument("--faults", default=None, metavar="KINDS",
                         help="comma-separated fault kinds to inject (default: all of "
@@ -50,23 +52,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--verbose", action="store_true",
                         help="show the pool's warnings (each child failure) as they happen")
     parser.set_defaults(func=run)
-
-
-def _natural(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _natural(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _rate(text: str) -> float:
