@@ -688,6 +688,11 @@ class SupervisorCore:
     def _record_failure(self, child: ChildRecord) -> None:
         child.settled = True
         self.failures.append(self.now)
+        # Restart intensity only asks "more than max_restarts in the window":
+        # the newest max_restarts + 1 times answer it, so no more are kept
+        # (and a world that keeps failing cannot grow the state without bound).
+        if len(self.failures) > self.config.max_restarts + 1:
+            del self.failures[0]
         self.spawn_proven = False
         self.last_failure = f"child {child.ident}: {child.reason}"
         self._log("warning", f"child {child.ident} (pid {child.pid}) failed: {child.reason}",

@@ -136,9 +136,6 @@ class WayoutDesign(Design[World]):
     ) -> None:
         self.config = config if config is not None else model_config(children, idle, restarts)
         cfg = self.config
-        # The back-off level past which the delay no longer grows (it is capped at backoff_max).
-        self._level_cap = 1 + max(0, math.ceil(math.log2(cfg.backoff_max / cfg.backoff_initial)))
-        self._failures_kept = cfg.max_restarts + 1
         self.jobs = jobs
         self.stale_reports = stale_reports
         self.cancel = cancel
@@ -229,14 +226,12 @@ class WayoutDesign(Design[World]):
         settled = sum(1 for jid, f in enumerate(facts) if f.outcome and jid not in jobs)
         pool = core.pool
         failures = core.failures
-        if len(failures) > self._failures_kept:
-            failures = failures[-self._failures_kept:]
         return (
             pool.state, None if pool.deadline is None else pool.deadline - now,
             None if core.heartbeat_at is None else core.heartbeat_at - now,
             tuple([t - now for t in failures]),
             core.spawn_proven,
-            min(core.backoff_level, self._level_cap),
+            core.backoff_level,
             core.reported,
             _sorted(child_sigs),
             _sorted(free),
@@ -245,19 +240,8 @@ class WayoutDesign(Design[World]):
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
-        """The core's own canonical snapshot, with the failure times capped.
-
-        Of the failure times only the newest ``max_restarts + 1`` matter (the
-        intensity test is "more than max_restarts within the window", and
-        times only grow), and the back-off level only until the delay reaches
-        ``backoff_max``. Without the caps a world that keeps failing could make
-        the state space infinite with numbers no decision reads.
-        """
-        keep = self._failures_kept
-        if len(core.failures) > keep or core.backoff_level > self._level_cap:
-            core = core.clone()
-            core.failures = core.failures[-keep:]
-            core.backoff_level = min(core.backoff_level, self._level_cap)
+        """The core's own canonical snapshot (the core bounds its failure times
+        and back-off level itself, so it is finite for a world that keeps failing)."""
         return core.snapshot(canonical=True)
 
     def initial(self) -> World:
