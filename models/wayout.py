@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, cast
+from dataclasses import replace
+from typing import Any, NamedTuple, cast
 
 from fsm import errors
 from fsm import events as ev
@@ -87,17 +87,19 @@ def model_config(children: int = 2, idle: int | None = None, restarts: int = 1,
     return PoolConfig(**settings)
 
 
-@dataclass(frozen=True, slots=True)
-class JobFacts:
+class JobFacts(NamedTuple):
     """What the world knows about one submitted job (its index is its id)."""
 
     outcome: str = _NOT_FINAL  # "done" | "failed:<Error>" | "cancelled:<Error>"
     started: bool = False  # the core accepted the child's ack: user code ran
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class World:
-    """One state: the core (never mutated once built) and the user's view of the jobs."""
+class World(NamedTuple):
+    """One state: the core (never mutated once built) and the user's view of the jobs.
+
+    Tuples, not frozen dataclasses: the explorer builds one per transition,
+    and a frozen dataclass costs three times as much to build.
+    """
 
     core: SupervisorCore
     jobs: tuple[JobFacts, ...]
@@ -340,33 +342,45 @@ class WayoutDesign(Design[World]):
         except Exception as exc:  # the core must take every event the world can produce
             return Step(label, w, broken=(
                 f"the core raised {type(exc).__name__} on {label}: {exc}",))
-        jobs = list(w.jobs)
-        if isinstance(event, ev.Submit):
-            jobs.append(JobFacts())
-        dead = w.dead | {event.child} if isinstance(event, ev.ChildExited) else w.dead
+        # The explorer applies every event of every state: this loop is its hot
+        # path, so the job facts are copied only when a command changes them,
+        # and commands are told apart by exact type.
+        facts = w.jobs
+        jobs: list[JobFacts] | None = None
+        event_type = type(event)
+        if event_type is _SUBMIT:
+            jobs = [*facts, _NEW_JOB]
+        dead = w.dead
+        if event_type is _EXITED:
+            dead = dead | {cast(ev.ChildExited, event).child}
         broken: list[str] = []
         spawns = 0
-        dispatched_from_ready: set[int] = set()
+        dispatched_from_ready: list[int] = []
         for cmd in commands:
-            kind = type(cmd)  # exact types: cheaper than isinstance on the hot path
+            kind = type(cmd)
             if kind is _TRANSITIONED:
-                t = cast(ev.Transitioned, cmd)
-                if t.event == "dispatch" and t.kind == "child" and t.source == "ready":
-                    dispatched_from_ready.add(t.ident)
+                t: ev.Transitioned = cmd  # type: ignore[assignment]
+                if t.event == "dispatch":
+                    if t.kind == "child" and t.source == "ready":
+                        dispatched_from_ready.append(t.ident)
                 elif t.event == "ack" and t.kind == "job":
+                    if jobs is None:
+                        jobs = list(facts)
                     jobs[t.ident] = JobFacts(jobs[t.ident].outcome, True)
             elif kind is _SPAWN:
                 spawns += 1
             elif kind is _SEND_JOB:
-                sent = cast(ev.SendJob, cmd)
+                sent: ev.SendJob = cmd  # type: ignore[assignment]
                 if sent.child not in dispatched_from_ready:
                     broken.append(f"job {sent.job} was sent to child {sent.child}, which was "
                                   "not ready")
             elif kind is _SETTLE:
-                broken.extend(self._settle(jobs, cast(ev.SettleJob, cmd), event))
-        return Step(label, self._world(core, tuple(jobs), dead),
-                    time_passed=isinstance(event, ev.DeadlineReached), spawns=spawns,
-                    broken=tuple(broken))
+                if jobs is None:
+                    jobs = list(facts)
+                settled: ev.SettleJob = cmd  # type: ignore[assignment]
+                broken.extend(self._settle(jobs, settled, event))
+        return Step(label, self._world(core, facts if jobs is None else tuple(jobs), dead),
+                    event_type is _DEADLINE, spawns, tuple(broken))
 
     @staticmethod
     def _settle(jobs: list[JobFacts], cmd: ev.SettleJob, event: ev.Event) -> list[str]:
@@ -526,6 +540,8 @@ class WayoutServing(WayoutDesign):
 
 _INF = math.inf
 _TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
+_SUBMIT, _EXITED, _DEADLINE = ev.Submit, ev.ChildExited, ev.DeadlineReached
+_NEW_JOB = JobFacts()
 
 
 def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
