@@ -222,12 +222,15 @@ def bench(console: Console, bounds: Bounds, *, workers: int, max_states: int) ->
     for col in ("model", "states", "transitions", "search s", "states/s", "total s", "goal",
                 "met"):
         table.add_column(col, justify="left" if col in ("model", "goal") else "right")
+    branching: float | None = None
     for name in registry.names():
         design = registry.build(name, bounds)
         started = time.perf_counter()
         result = explore(design, max_states=max_states)
         total = time.perf_counter() - started  # search, liveness checks and traces
         s = result.stats
+        if name == "wayout" and s.states:
+            branching = s.transitions / s.states
         met: bool | None = None
         goal = "-"
         if design.expected is not None:
@@ -240,6 +243,14 @@ def bench(console: Console, bounds: Bounds, *, workers: int, max_states: int) ->
                       f"{s.states_per_second:,.0f}", f"{total:.3f}", goal,
                       "-" if met is None else "[green]yes[/]" if met else "[red]no[/]")
     console.print(table)
+    if branching is not None:
+        clone_us, handle_us = core_floor()
+        per_state = (clone_us + handle_us) * branching
+        console.print(
+            f"floor per successor of wayout's model: clone the core {clone_us:.1f} µs + its "
+            f"cheapest event (a pong from a ready child) {handle_us:.1f} µs; at "
+            f"{branching:.1f} transitions per state the core alone caps the search near "
+            f"{1e6 / per_state:,.0f} states/s on this machine")
     started = time.perf_counter()
     results = run_models(registry.names(), bounds, workers=workers, max_states=max_states,
                          console=console)
@@ -251,6 +262,38 @@ def bench(console: Console, bounds: Bounds, *, workers: int, max_states: int) ->
         f"(goal < {TARGET_FULL_CHECK_S:g} s: {'met' if wall < TARGET_FULL_CHECK_S else 'NOT met'}"
         f"), every result as expected: {ok}; {os.cpu_count()} CPUs, load average {load:.1f}"
     )
+
+
+def core_floor(repeat: int = 20_000) -> tuple[float, float]:
+    """What the cheapest successor of wayout's model costs, in µs: cloning the
+    core, and the core handling its cheapest event (a pong from a ready child).
+
+    Every transition the checker explores pays at least this much, because
+    each one runs the real core; multiplied by the transitions per state it
+    bounds the states/s any search over that core can reach on this machine.
+    """
+    import time
+
+    from fsm import events as ev
+    from models.wayout import WayoutDesign
+
+    design = WayoutDesign()
+    world = design.initial()
+    for wanted in (ev.Spawned, ev.Hello, ev.Ready):  # to a pool with one ready child
+        event = next(e for e in design.events(world) if type(e) is wanted)
+        world = design.apply(world, event).state
+    core = world.core
+    pong = ev.Pong(now=core.now, child=next(iter(core.children)))
+    cores = [core.clone() for _ in range(repeat)]
+    started = time.perf_counter()
+    for _ in range(repeat):
+        core.clone()
+    clone_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for c in cores:
+        c.handle(pong)
+    handle_s = time.perf_counter() - started
+    return clone_s / repeat * 1e6, handle_s / repeat * 1e6
 
 
 # ----------------------------------------------------------------------------

@@ -82,3 +82,12 @@ def test_bad_bounds_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None
 def test_default_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--summary", "--out", str(tmp_path)]) == 0
     assert "every result as expected" in capsys.readouterr().out
+
+
+def test_core_floor_times_a_clone_and_a_pong_the_core_accepts() -> None:
+    from runtime.commands.check import core_floor
+
+    # The floor walks the model to a ready child and times its pong: a walk or
+    # an event the core refused would raise here rather than time nothing.
+    clone_us, handle_us = core_floor(repeat=50)
+    assert clone_us > 0 and handle_us > 0
