@@ -385,9 +385,16 @@ class SupervisorCore:
         return None
 
     def _on_job_ack(self, e: ev.JobAck) -> None:
-        job = self._job_for(e, "ack", ("dispatched",))
-        if job is not None:
-            self._fire(job, "ack")
+        # Also while unacked: an ack read before the stream ends is the truth,
+        # the job started (and fails with ChildDied when its killed child ends).
+        job = self._job_for(e, "ack", ("dispatched", "unacked"))
+        if job is None:
+            return
+        if job.state == "unacked":
+            child = self.children[e.child]
+            child.reason = (f"{child.reason}; its ack came after that: job {job.ident} had "
+                            "started, so it is not run again")
+        self._fire(job, "ack")
 
     def _on_job_done(self, e: ev.JobDone) -> None:
         job = self._job_for(e, "result", ("running", "cancelling"))
@@ -467,16 +474,20 @@ class SupervisorCore:
                          "queue_timeout, or find why children fail")
             del self.jobs[job.ident]
         elif state == "dispatched":
-            child = self.children[job.child] if job.child is not None else None
-            self._fire(job, "timeout")  # -> queued: it provably never started
-            job.child = None
-            self.queue.insert(0, job.ident)
-            if child is not None:
-                child.job = None
+            # -> unacked: the job stays with its child until the child's stream
+            # ends (an ack may still be in it), so that it never runs twice.
+            self._fire(job, "timeout")
+            child = self.children.get(job.child) if job.child is not None else None
             if child is not None and child.state in _KILLABLE:
                 self._kill(child, f"sent no ack for job {job.ident} within "
                            f"ack_timeout={self.config.ack_timeout:g}s", failure=True,
                            cause="ack_timeout")
+        elif state == "unacked":
+            # Its child outlived its own kill_timeout (that fires first and
+            # requeues): a process not reaped after SIGKILL runs no more user
+            # code, so the job provably never started.
+            self._fire(job, "timeout")  # -> queued
+            self._requeue(job)
         elif state == "running":
             self._begin_cancel(job, "timeout")
         else:  # cancelling: the child did not give the job up in time
@@ -727,6 +738,20 @@ class SupervisorCore:
                 child.job = None
         del self.jobs[job.ident]
 
+    def _requeue(self, job: JobRecord) -> None:
+        """Put a job that never started back at the head of the queue."""
+        if job.child is not None:
+            child = self.children.get(job.child)
+            if child is not None and child.job == job.ident:
+                child.job = None
+            job.child = None
+        self.queue.insert(0, job.ident)
+        if job.deadline is not None and job.deadline <= self.now:
+            # Its queue budget counts from submission and is spent: it fails
+            # now. Left queued, a child could take it before the next tick,
+            # and a job whose children keep failing would never end.
+            self._job_timeout(job)
+
     def _release_job(self, child: ChildRecord) -> None:
         """``child`` is gone: settle or requeue the job it held."""
         if child.job is None:
@@ -735,11 +760,10 @@ class SupervisorCore:
         child.job = None
         if job is None:
             return
-        if job.state == "dispatched":
+        if job.state in ("dispatched", "unacked"):
             # No ack arrived before the end of the stream: the job never started.
             self._fire(job, "requeue")
-            job.child = None
-            self.queue.insert(0, job.ident)
+            self._requeue(job)
             return
         self._fire(job, "child_died")
         if job.state == "cancelled":

@@ -74,10 +74,18 @@ JOB = LifecycleSpec(
         State("queued", timeout="queue_timeout", on_timeout="failed",
               doc="accepted, waiting for a ready child (fails with NoCapacity)"),
         # The child acks before it calls user code, on an ordered stream: a child
-        # that dies, or misses this deadline, before its ack provably never
-        # started the job, so the job goes back to the queue.
-        State("dispatched", timeout="ack_timeout", on_timeout="queued",
+        # whose stream ends before its ack provably never started the job, so
+        # the job goes back to the queue.
+        State("dispatched", timeout="ack_timeout", on_timeout="unacked",
               doc="sent to a child, waiting for its ack"),
+        # A missed ack proves nothing yet: the ack may be in flight while the
+        # parent was stalled. Requeueing now could run the job twice, so the
+        # child is killed and the job waits for the end of its stream: an ack
+        # read before the end means the job started (it then fails with
+        # ChildDied), no ack means it never did (requeued). The deadline only
+        # backs up the child's own kill_timeout, which fires first.
+        State("unacked", timeout="kill_timeout", on_timeout="queued",
+              doc="no ack in time: its child is killed; requeued when its stream ends"),
         State("running", timeout="job_timeout", on_timeout="cancelling",
               doc="acked: user code runs in the child"),
         State("cancelling", timeout="close_timeout", on_timeout="cancelled",
@@ -89,17 +97,17 @@ JOB = LifecycleSpec(
     ],
     transitions=[
         Transition("dispatch", "queued", "dispatched"),
-        Transition("requeue", "dispatched", "queued"),
-        Transition("ack", "dispatched", "running"),
+        Transition("requeue", ("dispatched", "unacked"), "queued"),
+        Transition("ack", ("dispatched", "unacked"), "running"),
         Transition("finish", ("running", "cancelling"), "done"),
         Transition("error", ("running", "cancelling"), "failed"),
         Transition("child_died", "running", "failed"),
         Transition("child_died", "cancelling", "cancelled"),
         Transition("cancel", "queued", "cancelled"),
-        Transition("cancel", ("dispatched", "running"), "cancelling"),
+        Transition("cancel", ("dispatched", "unacked", "running"), "cancelling"),
         Transition("cancelled", "cancelling", "cancelled"),
         # The pool is closing: settle whatever is not final yet.
-        Transition("abort", ("queued", "dispatched", "running"), "failed"),
+        Transition("abort", ("queued", "dispatched", "unacked", "running"), "failed"),
         Transition("abort", "cancelling", "cancelled"),
     ],
 )

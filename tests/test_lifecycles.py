@@ -28,7 +28,8 @@ MISSION: dict[str, dict[str, tuple[str, str] | None]] = {
     },
     "job": {
         "queued": ("queue_timeout", "failed"),
-        "dispatched": ("ack_timeout", "queued"),
+        "dispatched": ("ack_timeout", "unacked"),
+        "unacked": ("kill_timeout", "queued"),
         "running": ("job_timeout", "cancelling"),
         "cancelling": ("close_timeout", "cancelled"),
         "done": None,
@@ -96,7 +97,7 @@ def test_check_all_names_the_longest_timeout_chains() -> None:
     report = fsm.check_all()
     for line in (
         "spawned -> failed -> abandoned (spawn_timeout + kill_timeout)",
-        "dispatched -> queued -> failed (ack_timeout + queue_timeout)",
+        "dispatched -> unacked -> queued -> failed (ack_timeout + kill_timeout + queue_timeout)",
         "draining -> closing -> closed (drain_timeout + shutdown_timeout)",
     ):
         assert f"longest timeout chain to a final state: {line}" in report

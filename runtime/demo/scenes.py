@@ -24,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from fsm.config import PoolConfig
+from fsm.lifecycles import JOB
 from runtime.demo import probe, workload
 from runtime.demo.timeline import OUTCOME_DONE, Fault, JobLife, Timeline, duration
 from runtime.pool import JobHandle, Pool, PoolStatus
+
+#: Job states that are not an outcome yet (a quiet pool has none).
+_LIVE_JOB_STATES = tuple(s.name for s in JOB.states if not s.final)
 
 #: The bound on every wait of a scene: far above what any step takes.
 WAIT_S = 20.0
@@ -150,8 +154,7 @@ class Stage:
 
     async def quiet(self) -> None:
         """Wait until no job is live and the pool is at its warm target."""
-        await self.until(lambda st: not any(st.jobs.get(s, 0) for s in
-                                            ("queued", "dispatched", "running", "cancelling"))
+        await self.until(lambda st: not any(st.jobs.get(s, 0) for s in _LIVE_JOB_STATES)
                          and self.at_warm_target(st), "the pool to be quiet")
 
     # --- acting ----------------------------------------------------------------------

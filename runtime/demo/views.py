@@ -47,7 +47,8 @@ STATE_STYLES = {
     "spawned": "cyan", "warming": "yellow", "ready": "green", "busy": "blue",
     "stopping": "magenta", "failed": "bold red", "killed": "red", "abandoned": "bold red",
     # jobs
-    "queued": "cyan", "dispatched": "yellow", "running": "blue", "cancelling": "magenta",
+    "queued": "cyan", "dispatched": "yellow", "unacked": "bold yellow", "running": "blue",
+    "cancelling": "magenta",
     "done": "green", "cancelled": "red",
 }
 

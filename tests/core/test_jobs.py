@@ -66,29 +66,54 @@ def test_jobs_queue_in_order_and_demand_spawns_up_to_max_children() -> None:
     assert s.of(ev.SendJob)[-1] == ev.SendJob(0, 3)
 
 
-def test_the_ack_timeout_kills_the_child_and_the_job_runs_on_another() -> None:
+def test_the_ack_timeout_kills_the_child_and_requeues_the_job_when_its_stream_ends() -> None:
     s = two_ready()
     s(ev.Submit(1.0, 1))
-    # Requeued at the head of the queue, dispatched at once to the idle child; no
-    # room for a new spawn until the killed child's slot is released.
-    assert s.at_deadline() == [
-        ev.Kill(0, "sent no ack for job 1 within ack_timeout=5s"),
+    # The ack may still be in flight: the job stays with its child, which is killed.
+    assert s.at_deadline() == [ev.Kill(0, "sent no ack for job 1 within ack_timeout=5s")]
+    assert s.now == 6.0
+    assert view(s.core) == state("running", {"ready": 1, "failed": 1}, {"unacked": 1},
+                                 available=True, budget=2, config=TWO)
+    assert s.core.jobs[1].deadline == 6.0 + 4.0  # kill_timeout: a backstop of the reap
+    # The killed child's stream ended with no ack: the job never started. It goes
+    # to the idle child; a child is spawned to keep one idle.
+    assert s(ev.ChildExited(6.1, 0, -9)) == [
         ev.SendJob(1, 1),
+        ev.SpawnChild(2),
         ev.ReportAvailability(False, Has("sent no ack for job 1")),
     ]
-    assert s.now == 6.0
-    assert view(s.core) == state("running", {"busy": 1, "failed": 1}, {"dispatched": 1},
-                                 available=False, budget=2, config=TWO)
-    # A late ack from the killed child is stale: the job now belongs to child 1.
-    assert s(ev.JobAck(6.1, 0, 1)) == []
     s(ev.JobAck(6.2, 1, 1))
-    assert s(ev.JobDone(6.3, 1, 1, "once")) == [
-        settle(1, "done", value="once"),
-        ev.ReportAvailability(True, "a ready child is idle"),
-    ]
-    # The reap frees the slot; one idle child is the warm target: nothing to spawn.
-    assert s(ev.ChildExited(6.4, 0, -9)) == []
+    assert s(ev.JobDone(6.3, 1, 1, "once"))[0] == settle(1, "done", value="once")
     assert list(s.outcomes) == [100, 1]
+
+
+def test_an_ack_that_comes_after_the_ack_timeout_means_the_job_started_it_never_runs_twice(
+) -> None:
+    s = two_ready()
+    s(ev.Submit(1.0, 1))
+    assert s.at_deadline() == [ev.Kill(0, "sent no ack for job 1 within ack_timeout=5s")]
+    # The ack was in flight (the parent was stalled): read before the stream ends,
+    # it is the truth. The job runs on the child being killed, never on another.
+    assert s(ev.JobAck(6.1, 0, 1)) == []
+    assert view(s.core) == state("running", {"ready": 1, "failed": 1}, {"running": 1},
+                                 available=True, budget=2, config=TWO)
+    assert s(ev.ChildExited(6.2, 0, -9)) == [settle(
+        1, "failed", ChildDied,
+        "job 1: child 0 (pid 100) sent no ack for job 1 within ack_timeout=5s; its ack came "
+        "after that: job 1 had started, so it is not run again")]
+    assert s.of(ev.SendJob) == [ev.SendJob(0, 100), ev.SendJob(0, 1)]  # sent once
+
+
+def test_a_requeued_job_whose_queue_budget_is_spent_fails_at_once() -> None:
+    s = two_ready()
+    s(ev.Submit(1.0, 1))
+    s.at_deadline()  # 6.0: ack timeout, child 0 killed
+    # Reaped after the job's queue budget (20 s from submission) ran out: it
+    # fails now rather than waiting for the next tick, or taking the idle child.
+    assert s(ev.ChildExited(21.5, 0, -9))[0] == settle(1, "failed", NoCapacity, Has(
+        "waited queue_timeout=20s"))
+    assert s.core.jobs == {}
+    assert s.of(ev.SendJob) == [ev.SendJob(0, 100), ev.SendJob(0, 1)]
 
 
 def test_job_timeout_sends_cancel_and_the_cancel_ack_gives_job_timeout() -> None:

@@ -172,7 +172,9 @@ def expect(stage: str, fault: str) -> Expect | None:
             job_steps=(("running", "timeout", "cancelling"),)),
         "ack": Expect((("busy", "kill", "failed"), ("failed", "exit", "killed")),
                       r"sent no ack for job \d+ within ack_timeout",
-                      job_steps=(("dispatched", "timeout", "queued"),)),
+                      # Requeued only when the killed child's stream ends with no ack.
+                      job_steps=(("dispatched", "timeout", "unacked"),
+                                 ("unacked", "requeue", "queued"))),
         "pong": Expect((("busy", "timeout", "failed"),), no_pong, ChildDied, no_pong),
         "stop": Expect((("stopping", "timeout", "failed"), ("failed", "exit", "killed")),
                        "did not stop within close_timeout"),
