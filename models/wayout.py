@@ -17,13 +17,15 @@ event the world could produce next:
 
 The core's commands are the world's obligations: ``SendInit`` makes a child
 owe ready or an init error, ``SendJob`` an ack then a result, ``Kill`` a reap.
-All of those can be read back from the core's own state (a child ``warming``
-has been sent its init, a job ``dispatched`` awaits its ack), so the world
-needs no memory of its own besides what the user was told: each job's
-outcome, and whether the job ever started (for the truthfulness check).
+Most can be read back from the core's own state (a child ``warming`` has been
+sent its init). The ack is the exception the world remembers itself: a core
+that hands a job to a second child must still meet the first child's ack, and
+each ack means user code ran (two for one job: it ran twice). Besides that
+the world keeps what the user was told: each job's outcome, and whether the
+job ever started (for the truthfulness check).
 
-States are deduplicated by the core's canonical snapshot (times relative to
-``now``, children renumbered: symmetry reduction) plus those job facts.
+States are deduplicated by a canonical key (times relative to ``now``,
+children and jobs renamed: symmetry reduction) of the core and those facts.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ _LIVE = frozenset({"spawned", "warming", "ready", "busy", "stopping", "failed"})
 CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
 #: With ``memory=True``: the pool's limit, and what an offending child reports.
 MEMORY_LIMIT_MB, MEMORY_OVER_LIMIT_MB = 100.0, 150.0
+
+#: Job states from which a job may go back to the queue (its submission time matters).
+_MAY_REQUEUE = frozenset({"queued", "dispatched", "unacked"})
 
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""
@@ -92,6 +97,9 @@ class JobFacts(NamedTuple):
 
     outcome: str = _NOT_FINAL  # "done" | "failed:<Error>" | "cancelled:<Error>"
     started: bool = False  # the core accepted the child's ack: user code ran
+    #: Children that acked it, whether the core took the ack or not: each ran
+    #: user code. More than one is a job run twice (counted up to 2).
+    runs: int = 0
 
 
 class World(NamedTuple):
@@ -108,6 +116,10 @@ class World(NamedTuple):
     #: the core still lists. Empty for a correct core, which forgets a child
     #: when its exit is reported; a dead process sends nothing ever again.
     dead: frozenset[int] = frozenset()
+    #: (child, job): the job was sent to the child, which has not acked it yet.
+    #: The world's own memory, not read back from the core: a core that gives
+    #: the job to another child still faces this one's ack.
+    owed: frozenset[tuple[int, int]] = frozenset()
 
 
 class WayoutDesign(Design[World]):
@@ -164,18 +176,24 @@ class WayoutDesign(Design[World]):
     # --- states -------------------------------------------------------------
 
     def _world(self, core: SupervisorCore, jobs: tuple[JobFacts, ...],
-               dead: frozenset[int] = frozenset()) -> World:
+               dead: frozenset[int] = frozenset(),
+               owed: frozenset[tuple[int, int]] = frozenset()) -> World:
+        children = core.children
         if dead:
-            dead = frozenset(c for c in dead if c in core.children)
+            dead = frozenset(c for c in dead if c in children)
+        if owed:
+            # A child the core forgot (exited, or abandoned unreaped) is read no more.
+            owed = frozenset(o for o in owed if o[0] in children and o[0] not in dead)
         if self.symmetric_jobs:
-            return World(core, jobs, self._symmetric_key(core, jobs, dead), dead)
-        dead_keys = tuple(sorted(
-            repr(core.children[c].key(core.now, True, self.config.max_jobs_per_child))
-            for c in dead))
-        return World(core, jobs, (self._snapshot(core), jobs, dead_keys), dead)
+            return World(core, jobs, self._symmetric_key(core, jobs, dead, owed), dead, owed)
+        recycle = self.config.max_jobs_per_child
+        dead_keys = tuple(sorted(repr(children[c].key(core.now, True, recycle)) for c in dead))
+        owed_keys = tuple(sorted(
+            (repr(children[c].key(core.now, True, recycle)), j) for c, j in owed))
+        return World(core, jobs, (self._snapshot(core), jobs, dead_keys, owed_keys), dead, owed)
 
     def _symmetric_key(self, core: SupervisorCore, facts: tuple[JobFacts, ...],
-                       dead: frozenset[int]) -> Any:
+                       dead: frozenset[int], owed: frozenset[tuple[int, int]]) -> Any:
         """The state up to renaming children *and* jobs, and without text.
 
         Two states that differ only in which job id or child id plays which
@@ -201,14 +219,15 @@ class WayoutDesign(Design[World]):
             return (
                 state, inf if j.deadline is None else j.deadline - now, j.timeout,
                 # Read again only if the job goes back to the queue.
-                j.submitted - now if state == "queued" or state == "dispatched" else inf,
+                j.submitted - now if state in _MAY_REQUEUE else inf,
                 j.cause, queue.index(jid) if state == "queued" and jid in queue else -1,
                 j.child is not None and j.child == holder, j.child is not None,
-                () if f is None else (bool(f.outcome), f.started),
+                () if f is None else (bool(f.outcome), f.started, f.runs),
             )
 
         held = set()
         child_sigs = []
+        owes = dict(owed)  # a child owes at most one ack: it takes a job only when ready
         for cid, c in core.children.items():
             jsig: tuple[Any, ...] = ()
             job = c.job
@@ -218,10 +237,14 @@ class WayoutDesign(Design[World]):
                     jsig = job_sig(job, cid)
                 else:
                     jsig = ("gone",)
+            # The job this child still owes an ack for: usually the one it holds.
+            owe = owes.get(cid)
+            osig: Any = () if owe is None else "held" if owe == job else (
+                job_sig(owe, cid) if owe in jobs else "gone", facts[owe].runs)
             child_sigs.append((
                 c.state, inf if c.deadline is None else c.deadline - now, c.pid is not None,
                 c.settled, c.mem_warned,
-                0 if recycle is None else min(c.jobs_done, recycle), jsig, cid in dead,
+                0 if recycle is None else min(c.jobs_done, recycle), jsig, cid in dead, osig,
             ))
         free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
@@ -278,11 +301,15 @@ class WayoutDesign(Design[World]):
             elif state in ("ready", "busy") and (not self.pong_when_pinged or self._pinged(
                     core, child.deadline)):
                 out.append(ev.Pong(now=now, child=cid))
+            if w.owed:
+                # An ack the child owes, whatever the core did with the job since
+                # (it may cross the parent's cancel, or its ack timeout).
+                out.extend(ev.JobAck(now=now, child=cid, job=jid)
+                           for c, jid in sorted(w.owed) if c == cid)
             if child.job is not None and (state in ("busy", "stopping") or self.stale_reports):
                 job = core.jobs.get(child.job)
-                if job is not None and job.child == cid:
-                    started = job.ident < len(w.jobs) and w.jobs[job.ident].started
-                    out.extend(self._job_reports(now, cid, job.ident, job.state, started))
+                if job is not None and job.child == cid and (cid, job.ident) not in w.owed:
+                    out.extend(self._job_reports(now, cid, job.ident, job.state))
             code = SIGKILLED if state == "failed" else GRACEFUL if state == "stopping" else CRASH
             out.append(ev.ChildExited(now=now, child=cid, code=code))
             if state != "failed":
@@ -321,12 +348,9 @@ class WayoutDesign(Design[World]):
         return beat - cfg.ping_interval >= deadline - cfg.ping_timeout
 
     @staticmethod
-    def _job_reports(now: float, cid: int, jid: int, state: str,
-                     started: bool) -> Iterator[ev.Event]:
-        if state == "dispatched" or (state == "cancelling" and not started):
-            # An ack may cross the parent's cancel on the socket.
-            yield ev.JobAck(now=now, child=cid, job=jid)
-        elif state in ("running", "cancelling"):
+    def _job_reports(now: float, cid: int, jid: int, state: str) -> Iterator[ev.Event]:
+        """What a child may report on the job it holds, besides its ack."""
+        if state in ("running", "cancelling"):
             yield ev.JobDone(now=now, child=cid, job=jid, result=None)
             yield ev.JobError(now=now, child=cid, job=jid, error_type="ValueError",
                               message="boom")
@@ -351,9 +375,22 @@ class WayoutDesign(Design[World]):
         if event_type is _SUBMIT:
             jobs = [*facts, _NEW_JOB]
         dead = w.dead
+        owed = w.owed
+        broken: list[str] = []
         if event_type is _EXITED:
             dead = dead | {cast(ev.ChildExited, event).child}
-        broken: list[str] = []
+        elif event_type is _ACK:
+            ack: ev.JobAck = event  # type: ignore[assignment]
+            owed = owed - {(ack.child, ack.job)}
+            # The child acks, then calls user code: whatever the core makes of
+            # the ack, the job ran here.
+            if jobs is None:
+                jobs = list(facts)
+            f = jobs[ack.job]
+            jobs[ack.job] = JobFacts(f.outcome, f.started, min(f.runs + 1, 2))
+            if f.runs:
+                broken.append(f"job {ack.job} ran twice: child {ack.child} acked it and called "
+                              "user code after another child had")
         spawns = 0
         dispatched_from_ready: list[int] = []
         for cmd in commands:
@@ -366,7 +403,8 @@ class WayoutDesign(Design[World]):
                 elif t.event == "ack" and t.kind == "job":
                     if jobs is None:
                         jobs = list(facts)
-                    jobs[t.ident] = JobFacts(jobs[t.ident].outcome, True)
+                    f = jobs[t.ident]
+                    jobs[t.ident] = JobFacts(f.outcome, True, f.runs)
             elif kind is _SPAWN:
                 spawns += 1
             elif kind is _SEND_JOB:
@@ -374,12 +412,14 @@ class WayoutDesign(Design[World]):
                 if sent.child not in dispatched_from_ready:
                     broken.append(f"job {sent.job} was sent to child {sent.child}, which was "
                                   "not ready")
+                owed = owed | {(sent.child, sent.job)}
             elif kind is _SETTLE:
                 if jobs is None:
                     jobs = list(facts)
                 settled: ev.SettleJob = cmd  # type: ignore[assignment]
                 broken.extend(self._settle(jobs, settled, event))
-        return Step(label, self._world(core, facts if jobs is None else tuple(jobs), dead),
+        return Step(label, self._world(core, facts if jobs is None else tuple(jobs), dead,
+                                       owed),
                     event_type is _DEADLINE, spawns, tuple(broken))
 
     @staticmethod
@@ -392,7 +432,7 @@ class WayoutDesign(Design[World]):
         recorded = outcome.state + (f":{error}" if error else "")
         if facts.outcome:
             return [f"job {jid} was settled twice: {facts.outcome}, then {recorded}"]
-        jobs[jid] = JobFacts(recorded, facts.started)
+        jobs[jid] = JobFacts(recorded, facts.started, facts.runs)
         broken = []
         if outcome.state == "done" and not (isinstance(event, ev.JobDone) and event.job == jid):
             broken.append(f"job {jid} was reported done, but no child returned its result")
@@ -436,7 +476,7 @@ class WayoutDesign(Design[World]):
         for jid, job in core.jobs.items():
             if job.deadline is None:
                 broken.append(f"job {jid} is {job.state} with no armed deadline")
-            if job.state in ("dispatched", "running"):
+            if job.state in ("dispatched", "unacked", "running"):
                 owner = children.get(job.child) if job.child is not None else None
                 if owner is None or owner.job != jid:
                     broken.append(f"job {jid} is {job.state} on child {job.child}, which does "
@@ -540,7 +580,7 @@ class WayoutServing(WayoutDesign):
 
 _INF = math.inf
 _TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
-_SUBMIT, _EXITED, _DEADLINE = ev.Submit, ev.ChildExited, ev.DeadlineReached
+_SUBMIT, _EXITED, _DEADLINE, _ACK = ev.Submit, ev.ChildExited, ev.DeadlineReached, ev.JobAck
 _NEW_JOB = JobFacts()
 
 

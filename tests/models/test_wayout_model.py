@@ -173,6 +173,38 @@ def test_catches_a_never_started_job_failed_for_its_dead_child(
     assert v.trace.labels[-1] == "child 0 crashes"
 
 
+def test_catches_a_job_run_twice_when_an_ack_timeout_requeues_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    job_timeout = SupervisorCore._job_timeout
+
+    def requeue_at_once(self: SupervisorCore, job: JobRecord) -> None:
+        # wayout before the unacked state: a missed ack requeued the job at once,
+        # though the ack could still be in flight from the child being killed.
+        if job.state != "dispatched":
+            job_timeout(self, job)
+            return
+        child = self.children[job.child] if job.child is not None else None
+        self._fire(job, "timeout")  # -> unacked
+        self._fire(job, "requeue")  # -> queued, at once
+        job.child = None
+        self.queue.insert(0, job.ident)
+        if child is not None:
+            child.job = None
+            self._kill(child, "sent no ack", failure=True, cause="ack_timeout")
+
+    monkeypatch.setattr(SupervisorCore, "_job_timeout", requeue_at_once)
+    v = explore(small(children=2)).violation(SAFETY)
+    assert v is not None
+    assert "job 0 ran twice" in v.message
+    # The ack timeout fires with child 0's ack in flight; the job goes to child 1
+    # at once, and both acks arrive: both children ran it.
+    assert v.trace.labels[-3:] == [
+        "time passes to t=1 (+1s): deadlines fire",
+        "child 0 sends JobAck (job 0)",
+        "child 1 sends JobAck (job 0)",
+    ]
+
+
 def test_catches_a_dead_child_the_core_keeps(monkeypatch: pytest.MonkeyPatch) -> None:
     on_exit = SupervisorCore._on_child_exited
 
