@@ -68,6 +68,15 @@ def sleep_ignoring_cancel(seconds: float, blocked_fifo: str | None = None) -> fl
     return seconds
 
 
+def say_started_then_sleep(started_fifo: str, seconds: float) -> float:
+    """A job that writes one byte to ``started_fifo`` as its user code begins
+    (its ack is on the socket by then), then sleeps."""
+    with open(started_fifo, "wb") as fifo:
+        fifo.write(b"!")
+    time.sleep(seconds)
+    return seconds
+
+
 def unpicklable_result() -> Any:
     return threading.Lock()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import select
 import signal
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from runtime_support import (
     within,
 )
 
+from fsm import events as ev
 from runtime import Pool
+from runtime.clock import ManualClock
 from runtime.errors import ChildDied, JobFailed, JobTimeout, NoCapacity, WayoutError
 
 pytestmark = pytest.mark.timeout(60)
@@ -182,6 +185,45 @@ async def test_child_dies_while_busy(method: str) -> None:
         with pytest.raises(ChildDied, match=f"pid {pid}"):
             await within(5, job)
         assert await pool.run(cf.add, 1, 2) == 3
+
+
+@pool_test
+async def test_an_ack_in_flight_when_the_ack_timeout_fires_still_runs_the_job_once(
+        tmp_path: Path) -> None:
+    # The parent stalls from the moment the job is sent until user code runs in
+    # the child (a listener blocks the loop on the child's signal), and
+    # ack_timeout passes meanwhile: the ack is on the socket, unread, when the
+    # deadline fires. The job must not go to another child: it already runs.
+    started = tmp_path / "started"
+    os.mkfifo(started)
+    fd = os.open(started, os.O_RDWR | os.O_NONBLOCK)  # our end; the child's open never waits
+    clock = ManualClock()
+    config = cfg("fork", ping_interval=100.0, ping_timeout=200.0)
+    stalls: list[bool] = []
+
+    def stall_until_the_job_runs(command: ev.Command) -> None:
+        if isinstance(command, ev.SendJob) and not stalls:
+            readable, _, _ = select.select([fd], [], [], 20)  # bounded: a bug fails, not hangs
+            stalls.append(bool(readable))
+            clock.advance(config.ack_timeout + 0.1)
+
+    try:
+        async with Pool(config, clock=clock) as pool:
+            pool.subscribe(stall_until_the_job_runs)
+            job = pool.submit(cf.say_started_then_sleep, str(started), 60)
+            with pytest.raises(ChildDied, match="its ack came after that: job 0 had started, "
+                                                "so it is not run again"):
+                await within(20, job)
+            assert stalls == [True]
+            assert transitions_of(pool, "job", job.id) == [
+                ("", "submit", "queued"), ("queued", "dispatch", "dispatched"),
+                ("dispatched", "timeout", "unacked"), ("unacked", "ack", "running"),
+                ("running", "child_died", "failed")]
+            # Serving again; and the job's user code ran once, in one child.
+            assert await within(20, pool.run(cf.add, 1, 2)) == 3
+            assert os.read(fd, 16) == b"!"
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize("method", METHODS)
