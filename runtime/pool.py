@@ -209,6 +209,8 @@ class Pool:
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._children: dict[int, ChildProcess] = {}
+        # Children the core spawned in this driver step, started at its end.
+        self._to_start: list[int] = []
         self._abandoned: list[ChildProcess] = []
         self._handles: dict[int, JobHandle] = {}
         self._payloads: dict[int, bytes] = {}
@@ -458,6 +460,16 @@ class Pool:
                 if self._closed:
                     return
                 self._check_waiters()
+                if self._to_start:
+                    # Starting a process takes milliseconds (a fork, or a round
+                    # trip to the forkserver). Yield first, so that the tasks this
+                    # step woke (a caller whose job just failed, a waiter on the
+                    # pool's status) learn of a death before its replacement
+                    # starts. Only this task feeds the core, so nothing it
+                    # decided can change meanwhile.
+                    await asyncio.sleep(0)
+                    self._start_children(core)
+                    continue
                 if self._inbox:
                     continue
                 self._arm_timer(core.next_deadline())
@@ -537,6 +549,7 @@ class Pool:
         for proc in [*self._children.values(), *self._abandoned]:
             proc.abandon()
         self._children.clear()
+        self._to_start.clear()  # decided, never started: no process to end
         self._abandoned.clear()
         self._payloads.clear()
         self._closed = True
@@ -610,8 +623,24 @@ class Pool:
     # ------------------------------------------------------------------
 
     def _do_spawn(self, command: ev.SpawnChild) -> None:
+        self._to_start.append(command.child)  # at the end of this driver step
+
+    def _start_children(self, core: SupervisorCore) -> None:
+        to_start, self._to_start = self._to_start, []
+        for child_id in to_start:
+            record = core.children.get(child_id)
+            if record is None:
+                continue  # forgotten already: nothing waits for it
+            if record.state != "spawned":
+                # Killed by a later event of the same step (the pool closed): its
+                # process never existed, and the core learns so at once.
+                self._post(ev.ChildExited, child=child_id, code=None)
+                continue
+            self._start_child(child_id)
+
+    def _start_child(self, child_id: int) -> None:
         proc = ChildProcess(
-            command.child,
+            child_id,
             start_method=self._config.start_method,
             target=self._child_main,
             max_message_bytes=self._config.max_message_bytes,
@@ -622,12 +651,12 @@ class Pool:
         try:
             pid = proc.start()
         except Exception as exc:
-            log.error("could not start child %d: %s: %s", command.child, type(exc).__name__, exc,
-                      extra={"child_id": command.child})
-            self._post(ev.ChildExited, child=command.child, code=None)
+            log.error("could not start child %d: %s: %s", child_id, type(exc).__name__, exc,
+                      extra={"child_id": child_id})
+            self._post(ev.ChildExited, child=child_id, code=None)
             return
-        self._children[command.child] = proc
-        self._post(ev.Spawned, child=command.child, pid=pid)
+        self._children[child_id] = proc
+        self._post(ev.Spawned, child=child_id, pid=pid)
 
     def _do_init(self, command: ev.SendInit) -> None:
         proc = self._children.get(command.child)

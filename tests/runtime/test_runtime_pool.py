@@ -9,7 +9,15 @@ from typing import Any
 
 import child_funcs as cf
 import pytest
-from runtime_support import METHODS, cfg, live_descendants, pool_test, run_checked, within
+from runtime_support import (
+    METHODS,
+    cfg,
+    live_descendants,
+    pool_test,
+    run_checked,
+    transitions_of,
+    within,
+)
 
 from fsm import events as ev
 from fsm.core import SupervisorCore
@@ -324,6 +332,33 @@ async def test_a_failing_supervisor_loop_kills_its_children_and_fails_its_jobs(
         await pool.close()
     with pytest.raises(PoolClosed):
         pool.submit(cf.add, 1, 2)
+
+
+class _CoreThatClosesAsItStarts(SupervisorCore):
+    """Spawns its first children and, in the same driver step, closes (killing them)."""
+
+    def handle(self, event: ev.Event) -> list[ev.Command]:
+        commands = super().handle(event)
+        if isinstance(event, ev.Start):
+            commands += super().handle(ev.Close(now=event.now))
+        return commands
+
+
+@pytest.mark.timeout(30)
+@pool_test
+async def test_a_child_killed_in_the_step_that_spawned_it_is_never_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The driver starts the processes the core spawned at the end of its step;
+    # one the core already killed by then must not start (nothing would end it).
+    monkeypatch.setattr("runtime.pool.SupervisorCore", _CoreThatClosesAsItStarts)
+    pool = Pool(cfg("fork", num_idle=2, max_children=2, kill_timeout=20.0))
+    await within(10, pool.start())
+    await within(10, pool.close())
+    for child in (0, 1):
+        assert transitions_of(pool, "child", child) == [
+            ("", "spawn", "spawned"), ("spawned", "kill", "failed"), ("failed", "exit", "killed")]
+    assert pool.status().state == "closed"
 
 
 @pytest.mark.timeout(30)
