@@ -23,10 +23,12 @@ kind of message it does not pass on: it re-emits them in the parent's
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import multiprocessing
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
+import multiprocessing.spawn
 import os
 import select
 import signal
@@ -61,6 +63,9 @@ _GROUP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 _PRELOAD = "runtime.forkserver_preload"
+#: runtime.forkserver_preload.MAIN_ENV (not imported here: that module runs its
+#: preload work when imported).
+_MAIN_ENV = "WAYOUT_FORKSERVER_MAIN"
 
 
 def ensure_forkserver() -> None:
@@ -82,11 +87,25 @@ def ensure_forkserver() -> None:
     preload = list(getattr(server, "_preload_modules", ["__main__"]))
     if _PRELOAD not in preload:
         multiprocessing.forkserver.set_forkserver_preload([*preload, _PRELOAD])
+    # The main module, for runtime.forkserver_preload to import once (see there).
+    main = _main_module() if "__main__" in preload else None
+    if main is not None:
+        os.environ[_MAIN_ENV] = main
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        os.environ.pop(_MAIN_ENV, None)
+
+
+def _main_module() -> str | None:
+    """The parent's main module as every child would import it, for the forkserver."""
+    data = multiprocessing.spawn.get_preparation_data("wayout")
+    path, name = data.get("init_main_from_path"), data.get("init_main_from_name")
+    if path is None and name is None:
+        return None  # an interactive or embedded parent: nothing to import
+    return json.dumps({"path": path, "name": name, "argv": data.get("sys_argv")})
 
 
 class ChildProcess:

@@ -10,6 +10,7 @@ interpreter, because a forkserver started by earlier tests is used as it is.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,3 +62,75 @@ def test_forkserver_children_get_the_default_signal_mask(tmp_path: Path) -> None
     assert done.stdout.splitlines() == [
         "child []", "other []", "terminated True", "server [2, 15]",
     ]
+
+
+MAIN_SCRIPT = textwrap.dedent("""
+    import asyncio, os, sys
+
+    with open(os.environ["IMPORTS_LOG"], "a") as log:
+        log.write(f"{__name__} {os.getpid()} {sys.argv[1:]}\\n")
+
+    def triple(x):  # a job defined in the main script
+        return 3 * x
+
+    async def main():
+        from runtime import Pool, PoolConfig
+
+        async with Pool(PoolConfig(num_idle=3, max_children=3,
+                                   start_method="forkserver")) as pool:
+            print(sorted(await asyncio.gather(*(pool.run(triple, i) for i in range(6)))))
+
+    if __name__ == "__main__":
+        asyncio.run(main())
+""")
+
+
+@pytest.mark.timeout(60)
+def test_the_main_script_runs_once_in_the_forkserver_not_once_per_child(
+        tmp_path: Path) -> None:
+    # multiprocessing means to preload __main__ in the forkserver, but before
+    # CPython's fix for gh-137996 never does, so each child ran the script
+    # again before starting (60-100 ms each). runtime.forkserver_preload does it.
+    script = tmp_path / "main_script.py"
+    script.write_text(MAIN_SCRIPT, encoding="utf-8")
+    imports = tmp_path / "imports.log"
+    done = subprocess.run([sys.executable, str(script), "--flag"], capture_output=True,
+                          text=True, timeout=50, env={**os.environ, "IMPORTS_LOG": str(imports)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[0] == "[0, 3, 6, 9, 12, 15]"
+    lines = imports.read_text(encoding="utf-8").splitlines()
+    # The parent runs it as __main__; the forkserver imports it once as
+    # __mp_main__, with the parent's arguments; no child imports it again.
+    assert [line.split(" ", 1)[0] for line in lines] == ["__main__", "__mp_main__"]
+    assert all(line.endswith("['--flag']") for line in lines)
+
+
+UNGUARDED_SCRIPT = textwrap.dedent("""
+    import asyncio
+
+    from runtime import Pool, PoolConfig
+
+    async def main():
+        config = PoolConfig(num_idle=1, start_method="forkserver", start_timeout=3.0,
+                            spawn_timeout=3.0, max_restarts=1)
+        async with Pool(config) as pool:
+            status = pool.status()
+            print("available", status.available, status.children.get("ready", 0))
+
+    asyncio.run(main())  # no `if __name__ == "__main__":` guard
+""")
+
+
+@pytest.mark.timeout(60)
+def test_a_main_script_that_starts_a_pool_at_import_fails_clearly_and_does_not_hang(
+        tmp_path: Path) -> None:
+    # The forkserver's import of such a script would start a pool inside it;
+    # each child's import would start one in the child. Both refuse, say why,
+    # and the parent's pool comes up unavailable instead of wedging.
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=50)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "available False 0"
+    assert "start pools under `if __name__ == '__main__':`" in done.stderr
