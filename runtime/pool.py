@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import multiprocessing
 import pickle
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -264,6 +265,13 @@ class Pool:
         """Start the pool; return once it left ``starting`` (bounded by ``start_timeout``)."""
         if self._driver is not None:
             raise WayoutError("this Pool was started already; a Pool starts once")
+        if getattr(multiprocessing.current_process(), "_inheriting", False):
+            # A child (or the forkserver) is importing the parent's main module,
+            # which starts a pool at import: every child would start pools of
+            # its own. multiprocessing refuses to start processes here too.
+            raise WayoutError(
+                "a Pool was started while a child process imports the main module: "
+                "start pools under `if __name__ == '__main__':` in the main script")
         self._loop = asyncio.get_running_loop()
         # The compiled engine: the same lifecycle specs without the transitions
         # library's call overhead on the hot path (71 -> 22 us of core time per
