@@ -37,6 +37,12 @@ def run(plan: Plan, only: Iterable[str] | None = None,
         raise UnknownGroup(f"unknown measure group(s) {', '.join(unknown)}; "
                            f"the groups are: {', '.join(GROUPS)}")
     report = Report(plan=plan.name, machine=machine.describe(plan.start_method))
+    if plan.start_method == "forkserver":
+        # One forkserver for every implementation, started as a wayout pool
+        # starts it (with its preload), whichever measure happens to fork first.
+        from runtime.process import ensure_forkserver
+
+        ensure_forkserver()
     started = time.perf_counter()
     with _quiet_pool_logs():
         for name in names:
