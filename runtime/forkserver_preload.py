@@ -1,6 +1,6 @@
 """Imported once inside the forkserver that wayout starts (multiprocessing's preload).
 
-Two reasons, both about what every forked child inherits from the forkserver:
+Three reasons, all about what every forked child inherits from the forkserver:
 
 * ``runtime.child`` (asyncio, msgspec, the protocol) is imported here once, so
   a new child does not pay for those imports: replacing a dead child costs a
@@ -36,10 +36,6 @@ MAIN_ENV = "WAYOUT_FORKSERVER_MAIN"
 _GROUP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-#: The longest the forkserver spends importing the main module before it serves.
-MAIN_IMPORT_BOUND_S = 10.0
-
-
 class _MainImportTooLong(Exception):
     pass
 
@@ -56,9 +52,9 @@ def _import_parent_main() -> None:
     module that cannot be imported here is left to each child, as before.
     The forkserver serves no fork before this returns, so it is bounded: a
     main script that does its work at import (no ``if __name__ ==
-    "__main__"`` guard) is cut off after ``MAIN_IMPORT_BOUND_S`` instead of
-    wedging every start; each child then imports it, and its spawn_timeout
-    applies, as without this preload.
+    "__main__"`` guard) is cut off after ``runtime.process.MAIN_IMPORT_BOUND_S``
+    instead of wedging every start; each child then imports it, and its
+    spawn_timeout applies, as without this preload.
     """
     given = os.environ.pop(MAIN_ENV, None)
     if not given:
@@ -67,7 +63,8 @@ def _import_parent_main() -> None:
     argv = sys.argv
     sys.argv = list(main.get("argv") or argv)
     previous = signal.signal(signal.SIGALRM, _give_up)
-    signal.setitimer(signal.ITIMER_REAL, MAIN_IMPORT_BOUND_S)
+    # Again every second after that, in case the script swallows the first.
+    signal.setitimer(signal.ITIMER_REAL, float(main.get("bound_s") or 10.0), 1.0)
     process.current_process()._inheriting = True  # type: ignore[attr-defined]
     try:
         try:

@@ -66,6 +66,8 @@ _PRELOAD = "runtime.forkserver_preload"
 #: runtime.forkserver_preload.MAIN_ENV (not imported here: that module runs its
 #: preload work when imported).
 _MAIN_ENV = "WAYOUT_FORKSERVER_MAIN"
+#: The longest the forkserver spends importing the main module before it serves.
+MAIN_IMPORT_BOUND_S = 10.0
 
 
 def ensure_forkserver() -> None:
@@ -87,8 +89,10 @@ def ensure_forkserver() -> None:
     preload = list(getattr(server, "_preload_modules", ["__main__"]))
     if _PRELOAD not in preload:
         multiprocessing.forkserver.set_forkserver_preload([*preload, _PRELOAD])
-    # The main module, for runtime.forkserver_preload to import once (see there).
-    main = _main_module() if "__main__" in preload else None
+    # The main module, for runtime.forkserver_preload to import once (see
+    # there); only when a forkserver is about to start, not at every spawn.
+    starting = getattr(server, "_forkserver_pid", None) is None
+    main = _main_module() if starting and "__main__" in preload else None
     if main is not None:
         os.environ[_MAIN_ENV] = main
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
@@ -105,7 +109,8 @@ def _main_module() -> str | None:
     path, name = data.get("init_main_from_path"), data.get("init_main_from_name")
     if path is None and name is None:
         return None  # an interactive or embedded parent: nothing to import
-    return json.dumps({"path": path, "name": name, "argv": data.get("sys_argv")})
+    return json.dumps({"path": path, "name": name, "argv": data.get("sys_argv"),
+                       "bound_s": MAIN_IMPORT_BOUND_S})
 
 
 class ChildProcess:

@@ -134,3 +134,43 @@ def test_a_main_script_that_starts_a_pool_at_import_fails_clearly_and_does_not_h
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "available False 0"
     assert "start pools under `if __name__ == '__main__':`" in done.stderr
+
+
+
+BLOCKING_IMPORT_SCRIPT = textwrap.dedent("""
+    import asyncio, os, time
+
+    import runtime.process
+    from runtime import Pool, PoolConfig
+
+    if __name__ == "__mp_main__" and os.getppid() == int(os.environ.get("POOL_PID", "0")):
+        # Imported by the forkserver (whose parent is the pool's process): block,
+        # as a script that does its work at import would.
+        time.sleep(3600)
+
+    def double(x):
+        return 2 * x
+
+    async def main():
+        os.environ["POOL_PID"] = str(os.getpid())
+        runtime.process.MAIN_IMPORT_BOUND_S = 1.0
+        async with Pool(PoolConfig(num_idle=1, start_method="forkserver")) as pool:
+            print(await pool.run(double, 21))
+
+    if __name__ == "__main__":
+        asyncio.run(main())
+""")
+
+
+@pytest.mark.timeout(60)
+def test_a_main_script_that_blocks_at_import_cannot_keep_the_forkserver_from_serving(
+        tmp_path: Path) -> None:
+    # The forkserver serves no fork before its preload is done: an import of the
+    # main script that never returns would block every start. It is cut off at
+    # MAIN_IMPORT_BOUND_S, and the children import the script themselves.
+    script = tmp_path / "blocking_import.py"
+    script.write_text(BLOCKING_IMPORT_SCRIPT, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=50)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "42"
