@@ -25,6 +25,7 @@ import itertools
 import logging
 import multiprocessing
 import pickle
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass
@@ -38,7 +39,7 @@ from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
 from runtime import child, child_logs, protocol
 from runtime.clock import Clock, MonotonicClock, TimerHandle
 from runtime.errors import InvalidJob
-from runtime.process import ChildProcess
+from runtime.process import ChildProcess, warm_forkserver
 
 log = logging.getLogger("wayout")
 
@@ -273,6 +274,8 @@ class Pool:
                 "a Pool was started while a child process imports the main module: "
                 "start pools under `if __name__ == '__main__':` in the main script")
         self._loop = asyncio.get_running_loop()
+        if self._config.start_method == "forkserver":
+            await self._warm_forkserver()
         # The compiled engine: the same lifecycle specs without the transitions
         # library's call overhead on the hot path (71 -> 22 us of core time per
         # job); tests/test_core_engines.py proves both engines behave alike.
@@ -286,6 +289,46 @@ class Pool:
             # Entering failed or was cancelled: __aexit__ will not run, so close here.
             await self.close()
             raise
+
+    async def _warm_forkserver(self) -> None:
+        """Let the forkserver finish its preload (the child runtime and the main
+        script) in a thread, bounded by start_timeout, so that the first spawn
+        does not hold up the event loop while it imports them."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def report(error: BaseException | None) -> None:
+            if ready.done():
+                return
+            if error is None:
+                ready.set_result(None)
+            else:
+                ready.set_exception(error)
+
+        def warm() -> None:
+            error: BaseException | None = None
+            try:
+                warm_forkserver()
+            except BaseException as exc:  # reported on the loop
+                error = exc
+            try:
+                loop.call_soon_threadsafe(report, error)
+            except RuntimeError:
+                pass  # the loop is gone: nobody waits any more
+
+        # A daemon thread, not the loop's executor: a forkserver still busy
+        # must not hold up the program's exit.
+        threading.Thread(target=warm, name="wayout-forkserver-warm", daemon=True).start()
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), self._config.start_timeout)
+        except TimeoutError:
+            log.warning("wayout: the forkserver did not finish its preload within "
+                        "start_timeout=%gs; the pool starts anyway",
+                        self._config.start_timeout)
+        except Exception as exc:
+            # The first spawn meets the same problem and reports it per child.
+            log.warning("wayout: the forkserver could not be warmed: %s: %s",
+                        type(exc).__name__, exc)
 
     def submit(
         self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None

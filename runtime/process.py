@@ -103,6 +103,34 @@ def ensure_forkserver() -> None:
         os.environ.pop(_MAIN_ENV, None)
 
 
+def warm_forkserver() -> None:
+    """Start wayout's forkserver and return once it serves: its preload is done.
+
+    The forkserver imports the child's runtime and the main script before it
+    forks anything, and ``Process.start()`` waits for it meanwhile. Called in
+    a thread when a pool starts, so that this wait does not hold up the event
+    loop; a forkserver that served a start already is not asked again.
+    """
+    global _warm_forkserver_pid
+    ensure_forkserver()
+    server = multiprocessing.forkserver._forkserver
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None or pid == _warm_forkserver_pid:
+        return
+    # One process that does nothing: it starts only once the preload is done.
+    process = multiprocessing.get_context("forkserver").Process(target=_nothing, daemon=True)
+    process.start()
+    process.join()
+    _warm_forkserver_pid = pid
+
+
+_warm_forkserver_pid: int | None = None
+
+
+def _nothing() -> None:
+    pass
+
+
 def _main_module() -> str | None:
     """The parent's main module as every child would import it, for the forkserver."""
     data = multiprocessing.spawn.get_preparation_data("wayout")

@@ -174,3 +174,68 @@ def test_a_main_script_that_blocks_at_import_cannot_keep_the_forkserver_from_ser
                           timeout=50)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "42"
+
+
+SLOW_IMPORT_SCRIPT = textwrap.dedent("""
+    import asyncio, os
+
+    import runtime.process
+    from runtime import Pool, PoolConfig
+
+    IMPORTING, GO, DONE = (os.environ[k] for k in ("IMPORTING_FIFO", "GO_FIFO", "DONE_FILE"))
+
+    if __name__ == "__mp_main__" and os.getppid() == int(os.environ.get("POOL_PID", "0")):
+        # Imported by the forkserver: a slow import that only the pool's event
+        # loop can finish, by answering on GO.
+        with open(IMPORTING, "wb") as fifo:
+            fifo.write(b"!")
+        with open(GO, "rb") as fifo:
+            fifo.read(1)
+        with open(DONE, "w") as done:
+            done.write("done")
+
+    def double(x):
+        return 2 * x
+
+    async def answer():
+        loop = asyncio.get_running_loop()
+        fd = os.open(IMPORTING, os.O_RDONLY | os.O_NONBLOCK)
+        readable = asyncio.Event()
+        loop.add_reader(fd, readable.set)
+        await readable.wait()
+        loop.remove_reader(fd)
+        os.close(fd)
+        with open(GO, "wb") as fifo:
+            fifo.write(b"!")
+
+    async def main():
+        os.environ["POOL_PID"] = str(os.getpid())
+        runtime.process.MAIN_IMPORT_BOUND_S = 5.0
+        answering = asyncio.create_task(answer())
+        async with Pool(PoolConfig(num_idle=1, start_method="forkserver")) as pool:
+            print(await pool.run(double, 21))
+        answering.cancel()
+        print(open(DONE).read() if os.path.exists(DONE) else "cut off")
+
+    if __name__ == "__main__":
+        asyncio.run(main())
+""")
+
+
+@pytest.mark.timeout(60)
+def test_the_event_loop_runs_while_the_forkserver_imports_the_main_script(
+        tmp_path: Path) -> None:
+    # The forkserver's import of the main script finishes only if the pool's
+    # event loop answers it: a pool start that waited for the forkserver on the
+    # loop (its first Process.start) would leave it to be cut off by the bound.
+    fifos = {name: tmp_path / name for name in ("importing", "go")}
+    for fifo in fifos.values():
+        os.mkfifo(fifo)
+    script = tmp_path / "slow_import.py"
+    script.write_text(SLOW_IMPORT_SCRIPT, encoding="utf-8")
+    env = {**os.environ, "IMPORTING_FIFO": str(fifos["importing"]),
+           "GO_FIFO": str(fifos["go"]), "DONE_FILE": str(tmp_path / "done")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=50, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["42", "done"]
