@@ -274,8 +274,6 @@ class Pool:
                 "a Pool was started while a child process imports the main module: "
                 "start pools under `if __name__ == '__main__':` in the main script")
         self._loop = asyncio.get_running_loop()
-        if self._config.start_method == "forkserver":
-            await self._warm_forkserver()
         # The compiled engine: the same lifecycle specs without the transitions
         # library's call overhead on the hot path (71 -> 22 us of core time per
         # job); tests/test_core_engines.py proves both engines behave alike.
@@ -506,6 +504,9 @@ class Pool:
         core = self._core
         loop = self._loop
         try:
+            if self._config.start_method == "forkserver":
+                # Before the first spawn; the pool is starting meanwhile.
+                await self._warm_forkserver()
             while True:
                 self._run_due(core)
                 if self._closed:

@@ -121,6 +121,7 @@ def warm_forkserver() -> None:
     process = multiprocessing.get_context("forkserver").Process(target=_nothing, daemon=True)
     process.start()
     process.join()
+    process.close()  # its sentinel pipe now, not when multiprocessing forgets it
     _warm_forkserver_pid = pid
 
 
