@@ -18,6 +18,18 @@ from pathlib import Path
 
 import pytest
 
+
+def run_script(path: Path, text: str, *args: str,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``text`` as the main script ``path`` in a fresh interpreter (and so a
+    fresh forkserver); it must exit 0."""
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                          timeout=50, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 SCRIPT = textwrap.dedent("""
     import asyncio, concurrent.futures, multiprocessing as mp, os, signal
 
@@ -54,11 +66,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.timeout(60)
 def test_forkserver_children_get_the_default_signal_mask(tmp_path: Path) -> None:
-    script = tmp_path / "forkserver_mask.py"
-    script.write_text(SCRIPT, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=50)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script(tmp_path / "forkserver_mask.py", SCRIPT)
     assert done.stdout.splitlines() == [
         "child []", "other []", "terminated True", "server [2, 15]",
     ]
@@ -91,12 +99,9 @@ def test_the_main_script_runs_once_in_the_forkserver_not_once_per_child(
     # multiprocessing means to preload __main__ in the forkserver, but before
     # CPython's fix for gh-137996 never does, so each child ran the script
     # again before starting (60-100 ms each). runtime.forkserver_preload does it.
-    script = tmp_path / "main_script.py"
-    script.write_text(MAIN_SCRIPT, encoding="utf-8")
     imports = tmp_path / "imports.log"
-    done = subprocess.run([sys.executable, str(script), "--flag"], capture_output=True,
-                          text=True, timeout=50, env={**os.environ, "IMPORTS_LOG": str(imports)})
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script(tmp_path / "main_script.py", MAIN_SCRIPT, "--flag",
+                      env={**os.environ, "IMPORTS_LOG": str(imports)})
     assert done.stdout.split("\n")[0] == "[0, 3, 6, 9, 12, 15]"
     lines = imports.read_text(encoding="utf-8").splitlines()
     # The parent runs it as __main__; the forkserver imports it once as
@@ -127,11 +132,7 @@ def test_a_main_script_that_starts_a_pool_at_import_fails_clearly_and_does_not_h
     # The forkserver's import of such a script would start a pool inside it;
     # each child's import would start one in the child. Both refuse, say why,
     # and the parent's pool comes up unavailable instead of wedging.
-    script = tmp_path / "unguarded.py"
-    script.write_text(UNGUARDED_SCRIPT, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=50)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script(tmp_path / "unguarded.py", UNGUARDED_SCRIPT)
     assert done.stdout.strip() == "available False 0"
     assert "start pools under `if __name__ == '__main__':`" in done.stderr
 
@@ -168,11 +169,7 @@ def test_a_main_script_that_blocks_at_import_cannot_keep_the_forkserver_from_ser
     # The forkserver serves no fork before its preload is done: an import of the
     # main script that never returns would block every start. It is cut off at
     # MAIN_IMPORT_BOUND_S, and the children import the script themselves.
-    script = tmp_path / "blocking_import.py"
-    script.write_text(BLOCKING_IMPORT_SCRIPT, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=50)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script(tmp_path / "blocking_import.py", BLOCKING_IMPORT_SCRIPT)
     assert done.stdout.strip() == "42"
 
 
@@ -231,11 +228,7 @@ def test_the_event_loop_runs_while_the_forkserver_imports_the_main_script(
     fifos = {name: tmp_path / name for name in ("importing", "go")}
     for fifo in fifos.values():
         os.mkfifo(fifo)
-    script = tmp_path / "slow_import.py"
-    script.write_text(SLOW_IMPORT_SCRIPT, encoding="utf-8")
     env = {**os.environ, "IMPORTING_FIFO": str(fifos["importing"]),
            "GO_FIFO": str(fifos["go"]), "DONE_FILE": str(tmp_path / "done")}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=50, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_script(tmp_path / "slow_import.py", SLOW_IMPORT_SCRIPT, env=env)
     assert done.stdout.split() == ["42", "done"]
