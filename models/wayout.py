@@ -39,6 +39,7 @@ from fsm import errors
 from fsm import events as ev
 from fsm.config import PoolConfig
 from fsm.core import SupervisorCore
+from fsm.lifecycles import JOB
 from models.design import Design, Goal, Step
 
 #: Child states in which its process may still run (it can exit or be reaped).
@@ -49,8 +50,9 @@ CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
 #: With ``memory=True``: the pool's limit, and what an offending child reports.
 MEMORY_LIMIT_MB, MEMORY_OVER_LIMIT_MB = 100.0, 150.0
 
-#: Job states from which a job may go back to the queue (its submission time matters).
-_MAY_REQUEUE = frozenset({"queued", "dispatched", "unacked"})
+#: Job states in or from which a job may go back to the queue, read off the job
+#: lifecycle: there its submission time still matters (the queue budget).
+_MAY_REQUEUE = frozenset({JOB.initial} | {e.source for e in JOB.edges if e.dest == JOB.initial})
 
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""

@@ -64,7 +64,7 @@ def _import_parent_main() -> None:
     sys.argv = list(main.get("argv") or argv)
     previous = signal.signal(signal.SIGALRM, _give_up)
     # Again every second after that, in case the script swallows the first.
-    signal.setitimer(signal.ITIMER_REAL, float(main.get("bound_s") or 10.0), 1.0)
+    signal.setitimer(signal.ITIMER_REAL, float(main["bound_s"]), 1.0)
     process.current_process()._inheriting = True  # type: ignore[attr-defined]
     try:
         try:

@@ -44,11 +44,6 @@ from runtime.pool import Pool
 SHUTDOWN_TIMEOUT = 2.0
 
 
-def pool_running(pool: Pool) -> bool:
-    """Whether the pool's supervisor loop (its driver task) runs now."""
-    return pool.running
-
-
 class HttpServer:
     """A running server; ``close()`` (or leaving ``async with``) stops it."""
 
@@ -132,12 +127,12 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 
 def _app(pool: Pool, metrics: PoolMetrics) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
-        alive = pool_running(pool)
+        alive = pool.running
         return _json({"alive": alive, "state": pool.status().state}, 200 if alive else 503)
 
     async def readyz(request: web.Request) -> web.Response:
         st = pool.status()
-        if not pool_running(pool):
+        if not pool.running:
             ready, reason = False, f"the pool's supervisor loop is not running ({st.reason})"
         else:
             ready, reason = st.available, st.reason

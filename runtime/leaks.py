@@ -10,7 +10,6 @@ zombie counts too (nobody reaped it).
 
 from __future__ import annotations
 
-import multiprocessing.resource_tracker
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ T = TypeVar("T")
 
 def start_helpers() -> None:
     """Start multiprocessing's per-process helpers, so they are not taken for leaks."""
-    multiprocessing.resource_tracker.ensure_running()
-    ensure_forkserver()
+    ensure_forkserver()  # starts the resource tracker first
 
 
 def is_multiprocessing_helper(proc: psutil.Process) -> bool:

@@ -318,7 +318,7 @@ class Pool:
         # must not hold up the program's exit.
         threading.Thread(target=warm, name="wayout-forkserver-warm", daemon=True).start()
         try:
-            await asyncio.wait_for(asyncio.shield(ready), self._config.start_timeout)
+            await asyncio.wait_for(ready, self._config.start_timeout)
         except TimeoutError:
             log.warning("wayout: the forkserver did not finish its preload within "
                         "start_timeout=%gs; the pool starts anyway",
@@ -520,7 +520,7 @@ class Pool:
                     # starts. Only this task feeds the core, so nothing it
                     # decided can change meanwhile.
                     await asyncio.sleep(0)
-                    self._start_children(core)
+                    self._start_children()
                     continue
                 if self._inbox:
                     continue
@@ -677,17 +677,9 @@ class Pool:
     def _do_spawn(self, command: ev.SpawnChild) -> None:
         self._to_start.append(command.child)  # at the end of this driver step
 
-    def _start_children(self, core: SupervisorCore) -> None:
+    def _start_children(self) -> None:
         to_start, self._to_start = self._to_start, []
         for child_id in to_start:
-            record = core.children.get(child_id)
-            if record is None:
-                continue  # forgotten already: nothing waits for it
-            if record.state != "spawned":
-                # Killed by a later event of the same step (the pool closed): its
-                # process never existed, and the core learns so at once.
-                self._post(ev.ChildExited, child=child_id, code=None)
-                continue
             self._start_child(child_id)
 
     def _start_child(self, child_id: int) -> None:
@@ -737,6 +729,12 @@ class Pool:
             proc.send(protocol.Stop())
 
     def _do_kill(self, command: ev.Kill) -> None:
+        if command.child in self._to_start:
+            # Spawned and killed in the same driver step (the pool closed): its
+            # process never existed, and the core learns so at once.
+            self._to_start.remove(command.child)
+            self._post(ev.ChildExited, child=command.child, code=None)
+            return
         proc = self._children.get(command.child)
         if proc is not None:
             log.debug("killing child %d (pid %s): %s", command.child, proc.pid, command.reason,

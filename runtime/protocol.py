@@ -25,6 +25,11 @@ from collections.abc import Iterator
 
 import msgspec
 
+#: Bytes per recv() on a control socket, both ends. 64 KiB: a larger buffer is
+#: mmapped and unmapped by glibc on every call (measured: 14.5 us per send+recv
+#: at 256 KiB, 2.3 us at 64 KiB).
+RECV_BYTES = 1 << 16
+
 HEADER = struct.Struct(">I")
 
 #: Room for the fields around a payload inside a frame (tag, job id, lengths).

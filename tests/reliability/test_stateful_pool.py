@@ -47,7 +47,7 @@ from fsm.errors import (
     PoolClosed,
 )
 from fsm.lifecycles import CHILD, JOB
-from runtime import Pool, conformance
+from runtime import Pool, conformance, soak
 
 KINDS = ("normal", "raising", "crashing", "hanging", "slow")
 HANG_TIMEOUT = 0.3
@@ -111,10 +111,7 @@ class PoolMachine(RuleBasedStateMachine):
             self.records.append(command)
 
     def _bound(self, timeout: float | None) -> float:
-        c = self.config
-        running = max(timeout or c.job_timeout, c.ping_interval + c.ping_timeout)
-        return (c.queue_timeout + c.ack_timeout + running + c.close_timeout + c.kill_timeout
-                + SLACK)
+        return soak.job_bound(self.config, timeout)  # the soak's bound, slack included
 
     def _run(self, awaitable: Any, seconds: float = 30.0) -> Any:
         return self.loop.run_until_complete(asyncio.wait_for(awaitable, seconds))
