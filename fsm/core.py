@@ -347,10 +347,8 @@ class SupervisorCore:
     def _on_init_error(self, e: ev.InitError) -> None:
         child = self._child_for(e.child, "init error", ("warming",))
         if child is not None:
-            child.reason = f"initializer failed: {e.reason}"
-            self._record_failure(child)
-            self._fire(child, "init_error")
-            self._out.append(ev.Kill(child.ident, child.reason, cause="init_error"))
+            self._kill(child, f"initializer failed: {e.reason}", failure=True,
+                       cause="init_error", trigger="init_error")
 
     def _on_pong(self, e: ev.Pong) -> None:
         child = self.children.get(e.child)
@@ -453,14 +451,8 @@ class SupervisorCore:
             "busy": "answered no ping",
             "stopping": "did not stop",
         }[state]
-        reason = f"{what} within {setting}={self.config.duration(setting):g}s"
-        if not child.settled:
-            child.reason = reason
-            self._record_failure(child)
-        else:
-            child.reason = f"{child.reason}; then {reason}"
-        self._fire(child, "timeout")  # -> failed
-        self._out.append(ev.Kill(child.ident, child.reason, cause=setting))
+        self._kill(child, f"{what} within {setting}={self.config.duration(setting):g}s",
+                   failure=True, cause=setting, trigger="timeout")  # -> failed
 
     def _job_timeout(self, job: JobRecord) -> None:
         state = job.state
@@ -676,10 +668,13 @@ class SupervisorCore:
         self._created(child, "spawn")
         self._out.append(ev.SpawnChild(child.ident))
 
-    def _kill(self, child: ChildRecord, reason: str, *, failure: bool, cause: str) -> None:
+    def _kill(self, child: ChildRecord, reason: str, *, failure: bool, cause: str,
+              trigger: str = "kill") -> None:
         """SIGKILL ``child``; ``failure`` counts it toward restart intensity.
 
-        ``cause`` is one of ``events.KILL_CAUSES``."""
+        ``cause`` is one of ``events.KILL_CAUSES``; ``trigger`` is the lifecycle
+        event that moves it to ``failed`` (a kill we decide, a missed deadline,
+        an initializer that failed)."""
         if not child.settled:
             child.reason = reason
             if failure:
@@ -687,7 +682,7 @@ class SupervisorCore:
             child.settled = True
         else:
             child.reason = f"{child.reason}; then {reason}"
-        self._fire(child, "kill")
+        self._fire(child, trigger)
         self._out.append(ev.Kill(child.ident, child.reason, cause=cause))
 
     def _stop(self, child: ChildRecord, reason: str) -> None:

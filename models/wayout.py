@@ -42,9 +42,6 @@ from fsm.core import SupervisorCore
 from fsm.lifecycles import JOB
 from models.design import Design, Goal, Step
 
-#: Child states in which its process may still run (it can exit or be reaped).
-_LIVE = frozenset({"spawned", "warming", "ready", "busy", "stopping", "failed"})
-
 #: Exit codes the world uses: a crash, a graceful exit, a SIGKILL reap.
 CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
 #: With ``memory=True``: the pool's limit, and what an offending child reports.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm.config import PoolConfig
-from fsm.lifecycles import JOB
+from fsm.lifecycles import CHILD, JOB
 from runtime.demo import probe, workload
 from runtime.demo.timeline import OUTCOME_DONE, Fault, JobLife, Timeline, duration
 from runtime.pool import JobHandle, Pool, PoolStatus
@@ -142,7 +142,7 @@ class Stage:
         """num_idle children idle and ready, every other one busy; nothing starting or dying."""
         children = status.children
         settled = sum(children.get(s, 0) for s in ("ready", "busy"))
-        alive = sum(n for s, n in children.items() if s not in ("killed", "abandoned"))
+        alive = sum(n for s, n in children.items() if s not in CHILD.final_states)
         return (status.state == "running" and children.get("ready", 0) >= NUM_IDLE
                 and settled == alive)
 
@@ -231,7 +231,7 @@ async def hung_initializer(stage: Stage) -> SceneResult:
     await stage.quiet()  # no spare warming: the next initializer to run is a new child's
     status = stage.pool.status()
     room = stage.pool.config.max_children - sum(
-        n for state, n in status.children.items() if state not in ("killed", "abandoned"))
+        n for state, n in status.children.items() if state not in CHILD.final_states)
     if room < 1:
         raise RuntimeError("no room for a new child: the scene needs max_children > live ones")
     hang_file = stage.control_dir / workload.HANG_NEXT_INITIALIZER

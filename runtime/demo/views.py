@@ -24,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from fsm.lifecycles import CHILD
 from runtime.demo import probe
 from runtime.demo.timeline import OUTCOME_DONE, Line, duration
 
@@ -151,7 +152,7 @@ class LiveView:
         timeline = stage.timeline
         st = stage.pool.status()
         counts = ", ".join(f"{n} {s}" for s, n in st.children.items()
-                           if n and s not in ("killed", "abandoned")) or "no children"
+                           if n and s not in CHILD.final_states) or "no children"
         avail = Text("available", style="green") if st.available else Text(
             "unavailable", style="red")
         text = Text.assemble(("pool ", "bold"), (st.state, "bold"), " · ", avail,
