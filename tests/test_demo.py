@@ -206,7 +206,7 @@ def test_a_section_that_raises_is_reported_and_the_rest_still_runs(
         ran.append("fine")
         d.report.expect("fine", "it ran", True)
 
-    monkeypatch.setattr(demo, "SECTIONS", [("broken", broken), ("fine", fine)])
+    monkeypatch.setattr(demo, "SECTIONS", [("broken", "broken", broken), ("fine", "fine", fine)])
     monkeypatch.setattr(demo, "intro", lambda d: None)
     args = argparse.Namespace(no_live=True, quick=True, out=None)
     assert demo.run(args) == 1
