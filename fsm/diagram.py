@@ -7,7 +7,7 @@ these functions produce.
 
 Only the pure DOT builder of the ``graphviz`` package is used here (its
 ``Digraph.source``); rendering to SVG needs the ``dot`` binary and happens in
-``runtime.commands.diagrams``. The output is deterministic byte for byte: nodes
+``runtime.tools.commands.diagrams``. The output is deterministic byte for byte: nodes
 and edges follow the declaration order of the spec, and ``graphviz`` writes
 attributes sorted by name.
 

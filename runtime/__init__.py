@@ -6,7 +6,7 @@ it takes no decisions of its own. The public API::
     from runtime import Pool, PoolConfig, JobHandle, PoolStatus
     from runtime.errors import WayoutError, NoCapacity, JobTimeout, ...
 
-The names are loaded on first use, so that ``import runtime.cli`` (the
+The names are loaded on first use, so that ``import runtime.tools.cli`` (the
 ``wayout`` command) does not pay for the process machinery.
 """
 

@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def _trace_conformance(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every Pool a test creates records its trace; at teardown the trace is
-    replayed against the lifecycle specs (runtime.conformance), and the core's
+    replayed against the lifecycle specs (models.conformance), and the core's
     objects must be in the states their histories end in. A test that breaks
     either fails, whatever it asserted itself."""
     pool_module = sys.modules.get("runtime.pool")
@@ -29,7 +29,7 @@ def _trace_conformance(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
         return
     from fsm.events import Command, Transitioned
-    from runtime import conformance
+    from models import conformance
 
     traced: list[tuple[Any, list[Transitioned]]] = []
     pool_class = pool_module.Pool

@@ -13,13 +13,13 @@ import pytest
 from rich.console import Console
 
 from models.explorer import Result, Stats
-from runtime.commands import demo
-from runtime.demo import scenes
-from runtime.demo.modelcheck import CheckOutcome
-from runtime.demo.scenes import Chaos, SceneResult
-from runtime.demo.summary import Report, judge_chaos, judge_check
-from runtime.demo.timeline import Timeline
-from runtime.leaks import Leaks
+from runtime.tools.commands import demo
+from runtime.tools.demo import scenes
+from runtime.tools.demo.modelcheck import CheckOutcome
+from runtime.tools.demo.scenes import Chaos, SceneResult
+from runtime.tools.demo.summary import Report, judge_chaos, judge_check
+from runtime.tools.demo.timeline import Timeline
+from runtime.tools.leaks import Leaks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ def summary_row(out: str, topic: str) -> str:
 def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "150"}
     proc = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "demo", "--no-live", "--quick",
+        [sys.executable, "-m", "runtime.tools.cli", "demo", "--no-live", "--quick",
          "--out", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
     )
@@ -76,7 +76,7 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2() -> None:
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "demo", "--bogus"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "runtime.tools.cli", "demo", "--bogus"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "unrecognized arguments: --bogus" in proc.stderr
@@ -221,7 +221,7 @@ def test_summary_reads_as_plain_text() -> None:
     report = Report()
     judge_chaos(report, _chaos(timeline, _passing_scene()), Leaks((), ()), scene_count=1)
     console = Console(width=150, record=True, force_terminal=False)
-    from runtime.demo.summary import print_report
+    from runtime.tools.demo.summary import print_report
 
     print_report(console, report)
     text = console.export_text()
@@ -233,7 +233,7 @@ def test_without_graphviz_the_lifecycles_are_written_as_dot(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     from fsm.diagram import dot_files
-    from runtime.commands import diagrams
+    from runtime.tools.commands import diagrams
 
     monkeypatch.setattr(diagrams, "find_dot", lambda: None)
     monkeypatch.setattr(demo, "SECTIONS", demo.SECTIONS[:1])

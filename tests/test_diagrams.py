@@ -17,8 +17,8 @@ import fsm
 from fsm.diagram import INITIAL_MARKER, dot_files, to_dot
 from fsm.lifecycles import ALL
 from fsm.spec import LifecycleSpec, State, Transition
-from runtime import cli
-from runtime.commands import diagrams as diagrams_command
+from runtime.tools import cli
+from runtime.tools.commands import diagrams as diagrams_command
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "diagrams"
@@ -225,7 +225,7 @@ def test_wayout_diagrams_check(
 
 def test_wayout_diagrams_check_passes_on_the_committed_diagrams() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "diagrams", "--check"], cwd=ROOT,
+        [sys.executable, "-m", "runtime.tools.cli", "diagrams", "--check"], cwd=ROOT,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert (run.returncode, run.stderr) == (0, "")

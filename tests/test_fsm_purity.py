@@ -118,7 +118,7 @@ def test_the_static_check_catches_what_it_should() -> None:
     source = (
         "import os.path\n"
         "from asyncio import sleep\n"
-        "from runtime.cli import main\n"
+        "from runtime.tools.cli import main\n"
         "import graphviz\n"
         "import numpy\n"
         "import json, _thread\n"

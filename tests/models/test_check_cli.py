@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from models import registry
-from runtime.cli import main
+from runtime.tools.cli import main
 
 
 def test_list_names_every_model(capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,7 +85,7 @@ def test_default_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_core_floor_times_a_clone_and_a_pong_the_core_accepts() -> None:
-    from runtime.commands.check import core_floor
+    from runtime.tools.commands.check import core_floor
 
     # The floor walks the model to a ready child and times its pong: a walk or
     # an event the core refused would raise here rather than time nothing.

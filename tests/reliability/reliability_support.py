@@ -28,7 +28,7 @@ from runtime_support import (  # noqa: E402
 
 from fsm import events as ev  # noqa: E402
 from runtime import Pool  # noqa: E402
-from runtime.leaks import start_helpers  # noqa: E402
+from runtime.tools.leaks import start_helpers  # noqa: E402
 
 __all__ = [
     "METHODS",

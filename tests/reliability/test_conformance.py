@@ -1,4 +1,4 @@
-"""runtime.conformance: it accepts the traces the core really produces, and it
+"""models.conformance: it accepts the traces the core really produces, and it
 flags every kind of forged or damaged trace (so that the autouse check that
 runs after every runtime test can fail)."""
 
@@ -14,7 +14,7 @@ import pytest
 from fsm import events as ev
 from fsm.config import PoolConfig
 from fsm.core import SupervisorCore
-from runtime import conformance
+from models import conformance
 from runtime.pool import TransitionRecord
 
 T = ev.Transitioned

@@ -5,7 +5,7 @@ slow), SIGKILL / SIGSTOP / SIGCONT a random child, cancel a random job, let
 time pass, drain and close. After every step:
 
 * the status counts equal what the recorded transitions say, and the trace
-  conforms to the lifecycle specs (``runtime.conformance``);
+  conforms to the lifecycle specs (``models.conformance``);
 * no job is older than its bound without an outcome;
 * no process exists below us that the pool does not know.
 
@@ -47,7 +47,9 @@ from fsm.errors import (
     PoolClosed,
 )
 from fsm.lifecycles import CHILD, JOB
-from runtime import Pool, conformance, soak
+from models import conformance
+from runtime import Pool
+from runtime.tools import soak
 
 KINDS = ("normal", "raising", "crashing", "hanging", "slow")
 HANG_TIMEOUT = 0.3

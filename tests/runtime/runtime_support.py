@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from fsm.config import PoolConfig
 from runtime import Pool, PoolStatus
-from runtime.leaks import live_descendants, open_fds, start_helpers
+from runtime.tools.leaks import live_descendants, open_fds, start_helpers
 
 METHODS = ("fork", "forkserver", "spawn")
 

@@ -196,7 +196,7 @@ async def test_a_server_closes_and_frees_its_port() -> None:
 @pytest.mark.timeout(30)
 def test_importing_runtime_does_not_need_the_http_extra() -> None:
     code = (
-        "import sys, runtime, runtime.pool, runtime.cli; "
+        "import sys, runtime, runtime.pool, runtime.tools.cli; "
         "runtime.Pool; "
         "loaded = sorted(m for m in ('aiohttp', 'prometheus_client') if m in sys.modules); "
         "print(loaded); sys.exit(1 if loaded else 0)"

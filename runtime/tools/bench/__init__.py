@@ -5,7 +5,7 @@ One module per group of measures (``latency``, ``faults``, ``scale``,
 groups a ``plan.Plan`` asks for in one process, ``targets`` judges the figures
 against the goals of issue 8, and ``table`` prints them with ``rich``.
 
-Functions the pools run live in ``runtime.bench.jobs``: a job must be a
+Functions the pools run live in ``runtime.tools.bench.jobs``: a job must be a
 module-level function of an importable module under forkserver and spawn.
 This package imports nothing heavy at import time, so that a child unpickling
 a bench job pays only for ``jobs``; ``loky`` (the ``bench`` extra) is

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
 
-from runtime.bench import checker, faults, latency, machine, scale, targets
-from runtime.bench.plan import Plan
-from runtime.bench.results import Measure, Report
+from runtime.tools.bench import checker, faults, latency, machine, scale, targets
+from runtime.tools.bench.plan import Plan
+from runtime.tools.bench.results import Measure, Report
+from runtime.tools.quiet_logs import quiet_pool_logs
 
 Group = Callable[[Plan], list[Measure]]
 
@@ -44,7 +44,7 @@ def run(plan: Plan, only: Iterable[str] | None = None,
 
         ensure_forkserver()
     started = time.perf_counter()
-    with _quiet_pool_logs():
+    with quiet_pool_logs():
         for name in names:
             if progress is not None:
                 progress(name)
@@ -57,22 +57,3 @@ def run(plan: Plan, only: Iterable[str] | None = None,
     report.seconds = time.perf_counter() - started
     report.verdicts = targets.judge(report)
     return report
-
-
-class _quiet_pool_logs:
-    """The bench kills children on purpose: keep the pools' warnings about it off the table.
-
-    Errors still reach stderr.
-    """
-
-    def __enter__(self) -> None:
-        self._log = logging.getLogger("wayout")
-        self._handler = logging.StreamHandler(sys.stderr)
-        self._handler.setLevel(logging.ERROR)
-        self._propagate = self._log.propagate
-        self._log.addHandler(self._handler)
-        self._log.propagate = False
-
-    def __exit__(self, *exc: object) -> None:
-        self._log.removeHandler(self._handler)
-        self._log.propagate = self._propagate

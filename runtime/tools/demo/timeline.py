@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fsm import events as ev
-from runtime.demo import probe
+from runtime.tools.demo import probe
 
 if TYPE_CHECKING:
     from fsm.core import ChildRecord

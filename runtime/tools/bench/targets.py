@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.bench import checker, faults, latency, scale
-from runtime.bench.results import PPE, WAYOUT, Report, Verdict
+from runtime.tools.bench import faults, latency, scale
+from runtime.tools.bench.results import PPE, WAYOUT, Report, Verdict
 
 Judge = Callable[[Report], Verdict]
 
@@ -105,14 +105,6 @@ def scale_memory(r: Report) -> Verdict:
     return Verdict(scale.MEMORY, target, f"{traced:.1f} KiB", traced <= 64.0)
 
 
-def checker_rate(r: Report) -> Verdict:
-    target = ">= 50,000/s"
-    ours = _p(r, checker.CHECKER)
-    if ours is None:
-        return _unjudged(checker.CHECKER, target)
-    return Verdict(checker.CHECKER, target, f"{ours:,.0f}/s", ours >= 50_000)
-
-
 def judge(report: Report) -> list[Verdict]:
     verdicts = [
         round_trip(report),
@@ -124,7 +116,6 @@ def judge(report: Report) -> list[Verdict]:
         *hung(report),
         scale_cpu(report),
         scale_memory(report),
-        checker_rate(report),
     ]
     # Only the measures this run took: a --only run judges what it measured.
     return [v for v in verdicts if v.measure in report.measures]

@@ -25,11 +25,11 @@ from rich.table import Table
 from rich.text import Text
 
 from fsm.lifecycles import CHILD
-from runtime.demo import probe
-from runtime.demo.timeline import OUTCOME_DONE, Line, duration
+from runtime.tools.demo import probe
+from runtime.tools.demo.timeline import OUTCOME_DONE, Line, duration
 
 if TYPE_CHECKING:
-    from runtime.demo.scenes import Scene, Stage
+    from runtime.tools.demo.scenes import Scene, Stage
 
 #: How a narrated line of each kind looks.
 LINE_STYLES = {

@@ -17,10 +17,10 @@ import time
 from concurrent.futures import Executor
 from typing import Any
 
-from runtime.bench import executors, jobs
-from runtime.bench.plan import Plan
-from runtime.bench.results import LOKY, PPE, WAYOUT, Measure
-from runtime.bench.stats import summarize
+from runtime.tools.bench import executors, jobs
+from runtime.tools.bench.plan import Plan
+from runtime.tools.bench.results import LOKY, PPE, WAYOUT, Measure
+from runtime.tools.bench.stats import summarize
 
 DEATH = "death_detection"
 REPLENISH = "replenish"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.bench.stats import Summary, summarize
+from runtime.tools.bench.stats import Summary, summarize
 
 #: The implementations, in the order of the table's columns.
 WAYOUT = "wayout"

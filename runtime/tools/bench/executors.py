@@ -15,8 +15,8 @@ from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from runtime.bench import jobs
-from runtime.bench.results import LOKY, PPE
+from runtime.tools.bench import jobs
+from runtime.tools.bench.results import LOKY, PPE
 
 #: How long the holding job stays busy (the measure kills its pool well before).
 HOLD_SECONDS = 60.0

@@ -1,7 +1,7 @@
 """The demo's model-check section: ``wayout check`` over every model, told for a newcomer.
 
 The checking is ``models``' and the running (in two processes, with a
-progress display) is ``runtime.commands.check``'s; this module picks the
+progress display) is ``runtime.tools.model_runner``'s; this module picks the
 bounds, tabulates the results with what each design is, and tells the
 story of Z1 (agents-js #1748): the shortest trace to the wedge in the pre-fix
 design, the fixed design verified, and wayout's own core verified.
@@ -80,7 +80,7 @@ def bounds(quick: bool) -> Bounds:
 
 def run(console: Console, *, quick: bool, out: Path) -> CheckOutcome:
     from models import registry
-    from runtime.commands import check
+    from runtime.tools import model_runner
 
     console.print(Text(INTRO), soft_wrap=not console.is_terminal)
     # The zoo first: it takes milliseconds, so its verdicts show while wayout's
@@ -90,8 +90,9 @@ def run(console: Console, *, quick: bool, out: Path) -> CheckOutcome:
     how = f" (quick bounds: children={b.children}, jobs={b.jobs})" if quick else ""
     console.print(Text(f"checking {len(names)} models in 2 processes{how}...", style="dim"))
     started = time.monotonic()
-    results = check.run_models(names, b, workers=2, max_states=check.DEFAULT_MAX_STATES,
-                               console=console)
+    results = model_runner.run_models(names, b, workers=2,
+                                      max_states=model_runner.DEFAULT_MAX_STATES,
+                                      console=console)
     results.sort(key=lambda r: registry.names().index(r.design)
                  if r.design in registry.names() else len(names))
     outcome = CheckOutcome(results, time.monotonic() - started, [])
@@ -100,7 +101,7 @@ def run(console: Console, *, quick: bool, out: Path) -> CheckOutcome:
     for result in outcome.zoo_bad:
         violation = result.violation(result.expected or "")
         if violation is not None:
-            outcome.svgs.append(check.write_counterexample(out, result, violation))
+            outcome.svgs.append(model_runner.write_counterexample(out, result, violation))
     if outcome.svgs:
         z1_svg = out / f"counterexample-{Z1}.svg"
         console.print(Text(f"drew {len(outcome.svgs)} counterexamples as pictures, e.g. {z1_svg}",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gc
 
-from runtime.bench.plan import Plan
-from runtime.bench.results import WAYOUT, Measure
+from runtime.tools.bench.plan import Plan
+from runtime.tools.bench.results import WAYOUT, Measure
 
 CHECKER = "checker"
 

@@ -25,7 +25,7 @@ returns its value; a job whose child was signalled from outside may end
   pool has ``num_idle`` ready children again;
 * after the pool closed: **leaked** processes (descendants still alive) and
   file descriptors; and whether the whole trace conforms to the lifecycle
-  specs (``runtime.conformance``).
+  specs (``models.conformance``).
 
 ``SoakReport.ok`` is false on any wrong, wedged or lost job, leak, trace
 violation or fault the pool did not recover from.
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
-import math
 import os
 import random
 import resource
@@ -50,7 +49,10 @@ from typing import Any
 from fsm import events as ev
 from fsm.config import PoolConfig
 from fsm.errors import ChildDied, JobFailed, JobTimeout, WayoutError
-from runtime import child, conformance, leaks
+from models import conformance
+from runtime import child
+from runtime.tools import leaks
+from runtime.tools.bench import stats
 
 #: Faults carried by the job itself.
 JOB_FAULTS = ("raise", "exit", "segfault", "hang", "garbage")
@@ -243,12 +245,10 @@ class SoakReport:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), nearest rank."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]
+    """The q-th percentile (0..100) of unsorted ``values``, as the bench computes it.
+
+    NaN if there are none."""
+    return stats.percentile(sorted(values), q) if values else float("nan")
 
 
 # --- the engine -------------------------------------------------------------------------
@@ -385,7 +385,7 @@ async def run_soak(settings: SoakSettings,
         if kind in (None, "sigkill", "sigstop"):
             return exc is None and value == work(i)
         if kind == "raise":
-            return isinstance(exc, JobFailed) and exc.remote_type == "runtime.soak.SoakFault"
+            return isinstance(exc, JobFailed) and exc.remote_type == "runtime.tools.soak.SoakFault"
         if kind == "exit":
             return isinstance(exc, ChildDied) and f"exited with code {EXIT_CODE}" in str(exc)
         if kind == "segfault":

@@ -1,6 +1,6 @@
 """The ``wayout`` command line.
 
-Each subcommand lives in its own module ``runtime.commands.<name>`` exposing
+Each subcommand lives in its own module ``runtime.tools.commands.<name>`` exposing
 ``register(subparsers)``, which adds its parser and sets ``func`` (a function
 of the parsed arguments returning the exit status). To add a command, write the
 module and append its name to ``COMMANDS``. Command modules should import
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"runtime.commands.{name}").register(subparsers)
+        importlib.import_module(f"runtime.tools.commands.{name}").register(subparsers)
     return parser
 
 

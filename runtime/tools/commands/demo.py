@@ -16,23 +16,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fsm
-from runtime.commands import diagrams
+from runtime.tools.commands import diagrams
+from runtime.tools.quiet_logs import quiet_pool_logs
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from runtime.demo.summary import Report
+    from runtime.tools.demo.summary import Report
 
 #: Wide enough for the tables when the output is a pipe (CI logs keep long lines).
 PLAIN_WIDTH = 150
@@ -84,7 +83,7 @@ Section = Callable[[Demo], None]
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from runtime.demo.summary import Report, print_report
+    from runtime.tools.demo.summary import Report, print_report
 
     live = not args.no_live and sys.stdout.isatty()
     console = Console(highlight=False)
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         console = Console(highlight=False, width=PLAIN_WIDTH)
     demo = Demo(args, console, live, Report())
     intro(demo)
-    with quiet_pool_logs():
+    with quiet_pool_logs(keep=None):
         for number, (title, short, section) in enumerate(SECTIONS, 1):
             console.print()
             console.rule(f"[bold]{number}. {title}", align="left")
@@ -106,21 +105,6 @@ def run(args: argparse.Namespace) -> int:
     console.print()
     print_report(console, demo.report)
     return 0 if demo.report.ok else 1
-
-
-@contextmanager
-def quiet_pool_logs() -> Iterator[None]:
-    """The demo narrates what the pool's log records say; printing both would repeat it."""
-    logger = logging.getLogger("wayout")
-    handler = logging.NullHandler()
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
 
 
 def intro(demo: Demo) -> None:
@@ -185,8 +169,8 @@ def lifecycles(demo: Demo) -> None:
 
 
 def model_check(demo: Demo) -> None:
-    from runtime.demo import modelcheck
-    from runtime.demo.summary import judge_check
+    from runtime.tools.demo import modelcheck
+    from runtime.tools.demo.summary import judge_check
 
     outcome = modelcheck.run(demo.console, quick=demo.quick, out=demo.out)
     judge_check(demo.report, outcome)
@@ -195,11 +179,11 @@ def model_check(demo: Demo) -> None:
 def chaos(demo: Demo) -> None:
     from rich.text import Text
 
-    from runtime import leaks
-    from runtime.demo import scenes
-    from runtime.demo.summary import judge_chaos
-    from runtime.demo.timeline import Timeline
-    from runtime.demo.views import LiveView, PlainView
+    from runtime.tools import leaks
+    from runtime.tools.demo import scenes
+    from runtime.tools.demo.summary import judge_chaos
+    from runtime.tools.demo.timeline import Timeline
+    from runtime.tools.demo.views import LiveView, PlainView
 
     console = demo.console
     console.print(Text(

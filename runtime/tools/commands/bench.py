@@ -40,8 +40,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.bench import plan, runner, table
-    from runtime.bench.results import Report
+    from runtime.tools.bench import plan, runner, table
+    from runtime.tools.bench.results import Report
 
     if args.from_json is not None:
         saved = Report.from_dict(json.loads(args.from_json.read_text(encoding="utf-8")))

@@ -25,9 +25,9 @@ from typing import Any
 
 from fsm.config import PoolConfig
 from fsm.lifecycles import CHILD, JOB
-from runtime.demo import probe, workload
-from runtime.demo.timeline import OUTCOME_DONE, Fault, JobLife, Timeline, duration
 from runtime.pool import JobHandle, Pool, PoolStatus
+from runtime.tools.demo import probe, workload
+from runtime.tools.demo.timeline import OUTCOME_DONE, Fault, JobLife, Timeline, duration
 
 #: Job states that are not an outcome yet (a quiet pool has none).
 _LIVE_JOB_STATES = tuple(s.name for s in JOB.states if not s.final)

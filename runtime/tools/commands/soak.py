@@ -1,6 +1,6 @@
 """``wayout soak``: many jobs through a real pool while faults are injected.
 
-``runtime.soak`` runs the soak and returns a report; this module parses the
+``runtime.tools.soak`` runs the soak and returns a report; this module parses the
 arguments, shows progress, and prints the summary (rich tables when rich is
 installed, plain text otherwise). Exit status 1 on any lost, wrong or wedged
 job, leaked process or descriptor, trace violation or unrecovered fault.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from runtime.commands.argtypes import natural, positive
+from runtime.tools.commands.argtypes import natural, positive
 
 if TYPE_CHECKING:
-    from runtime.soak import SoakReport
+    from runtime.tools.soak import SoakReport
 
 
 def register(subparsers: Any) -> None:
@@ -65,19 +65,14 @@ def _rate(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
+    import contextlib
+
+    from runtime.tools.quiet_logs import quiet_pool_logs
 
     # Each injected fault is a child failure the pool logs as a warning; the
-    # summary counts them. Errors (a child not reaped) still show. The level is
-    # put back afterwards: run() may be called from a longer-lived program.
-    logger = logging.getLogger("wayout")
-    level = logger.level
-    if not args.verbose:
-        logger.setLevel(logging.ERROR)
-    try:
+    # summary counts them. Errors (a child not reaped) still show.
+    with quiet_pool_logs() if not args.verbose else contextlib.nullcontext():
         return _run(args)
-    finally:
-        logger.setLevel(level)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -85,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from fsm.config import PoolConfig
-    from runtime import soak
+    from runtime.tools import soak
 
     faults = soak.FAULT_KINDS if args.faults is None else tuple(
         f.strip() for f in args.faults.split(",") if f.strip())
@@ -138,7 +133,7 @@ RECOVERY_NOTE = ("time to recover: from the fault (a job fault: its ack, or its 
 
 def fault_rows(report: SoakReport) -> list[tuple[str, ...]]:
     """kind, injected, children lost, recovered, p50, p99, max (times in ms)."""
-    from runtime.soak import FAULT_KINDS, percentile
+    from runtime.tools.soak import FAULT_KINDS, percentile
 
     rows: list[tuple[str, ...]] = []
     for kind in FAULT_KINDS:

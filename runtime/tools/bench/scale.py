@@ -19,8 +19,8 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from runtime.bench.plan import Plan
-from runtime.bench.results import WAYOUT, Measure
+from runtime.tools.bench.plan import Plan
+from runtime.tools.bench.results import WAYOUT, Measure
 
 CPU = "scale_cpu"
 MEMORY = "scale_memory"

@@ -16,10 +16,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from runtime.demo.modelcheck import CheckOutcome
-from runtime.demo.scenes import Chaos
-from runtime.demo.timeline import OUTCOME_DONE, duration
-from runtime.leaks import Leaks
+from runtime.tools.demo.modelcheck import CheckOutcome
+from runtime.tools.demo.scenes import Chaos
+from runtime.tools.demo.timeline import OUTCOME_DONE, duration
+from runtime.tools.leaks import Leaks
 
 
 @dataclass(frozen=True)

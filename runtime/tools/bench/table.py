@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.bench.results import IMPLEMENTATIONS, PPE, WAYOUT, Measure, Report, Verdict
+from runtime.tools.bench.results import IMPLEMENTATIONS, PPE, WAYOUT, Measure, Report, Verdict
 
 DASH = "-"
 _LEFT = ("measure", "unit", "target", "verdict")

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Protocol
 
-from runtime.bench import executors, jobs
-from runtime.bench.plan import Plan
-from runtime.bench.results import IMPLEMENTATIONS, LOKY, WAYOUT, Measure
+from runtime.tools.bench import executors, jobs
+from runtime.tools.bench.plan import Plan
+from runtime.tools.bench.results import IMPLEMENTATIONS, LOKY, WAYOUT, Measure
 
 ROUND_TRIP = "round_trip"
 DISPATCH = "dispatch"

@@ -1,1 +1,0 @@
-"""The subcommands of ``wayout``, one module each (see ``runtime.cli``)."""

@@ -1,0 +1,1 @@
+"""The subcommands of ``wayout``, one module each (see ``runtime.tools.cli``)."""
