@@ -17,6 +17,10 @@ from fsm.errors import ConfigError
 
 START_METHODS = ("fork", "forkserver", "spawn")
 
+#: The largest frame body a 4-byte length prefix can announce (runtime.protocol.HEADER),
+#: hence the largest max_message_bytes.
+MAX_FRAME_BYTES = 2**32 - 1
+
 #: Settings whose value the core computes instead of reading it from the config.
 DYNAMIC_SETTINGS = frozenset({"backoff_delay", "job_timeout"})
 
@@ -72,6 +76,11 @@ class PoolConfig:
         self._check_count("max_children", self.max_children, minimum=1)
         self._check_count("max_restarts", self.max_restarts, minimum=0)
         self._check_count("max_message_bytes", self.max_message_bytes, minimum=1024)
+        if self.max_message_bytes > MAX_FRAME_BYTES:
+            raise ConfigError(
+                f"PoolConfig.max_message_bytes={self.max_message_bytes} exceeds "
+                f"{MAX_FRAME_BYTES}, the most a frame's 4-byte length can say"
+            )
         if self.max_jobs_per_child is not None:
             self._check_count("max_jobs_per_child", self.max_jobs_per_child, minimum=1)
         for name in ("memory_warn_mb", "memory_limit_mb"):
@@ -116,13 +125,8 @@ class PoolConfig:
 
     @staticmethod
     def _check_duration(name: str, value: object, what: str = "a finite number > 0") -> None:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ConfigError(f"PoolConfig.{name} must be {what}, got {value!r}")
+        if not _finite_positive(value):
+            raise ConfigError(f"PoolConfig.{name} must be {what}, got {_shown(value)}")
 
     @staticmethod
     def _check_count(name: str, value: object, *, minimum: int) -> None:
@@ -158,12 +162,29 @@ def job_timeout(config: PoolConfig, timeout: float | None, *, job: int | None = 
     """
     if timeout is None:
         return config.job_timeout
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
+    if not _finite_positive(timeout):
         who = "" if job is None else f"job {job}: "
-        raise ConfigError(f"{who}timeout must be a finite number of seconds > 0, got {timeout!r}")
+        raise ConfigError(
+            f"{who}timeout must be a finite number of seconds > 0, got {_shown(timeout)}")
     return float(timeout)
+
+
+def _finite_positive(value: object) -> bool:
+    """A number of seconds (or megabytes) that is > 0 and finite also as a float.
+
+    An int too large for a float (``10**400``) is not: ``float()`` and
+    ``math.isfinite`` raise OverflowError on it, and every deadline is a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and number > 0
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: an int of a thousand digits makes a poor message."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"

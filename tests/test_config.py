@@ -53,6 +53,29 @@ def test_a_duration_must_be_finite_and_positive(name: str, value: Any) -> None:
         PoolConfig(**{name: value})
 
 
+@pytest.mark.parametrize("name", [*DURATIONS, "memory_warn_mb", "memory_limit_mb"])
+def test_a_number_too_large_for_a_float_is_a_config_error_not_an_overflow(name: str) -> None:
+    # float(10**400) raises OverflowError; every deadline is a float.
+    with pytest.raises(ConfigError, match=rf"^PoolConfig\.{name} must be a finite number.*"
+                                          r"got 10000000000000000000\.\.\.\(401 characters\)$"):
+        PoolConfig(**{name: 10**400})
+
+
+def test_a_large_int_that_a_float_can_hold_is_accepted() -> None:
+    assert PoolConfig(spawn_timeout=10**300).duration("spawn_timeout") == 1e300
+
+
+def test_max_message_bytes_is_capped_at_what_a_frame_length_can_say() -> None:
+    from fsm.config import MAX_FRAME_BYTES
+    from runtime import protocol
+
+    assert MAX_FRAME_BYTES == 2 ** (8 * protocol.HEADER.size) - 1
+    assert PoolConfig(max_message_bytes=MAX_FRAME_BYTES).max_message_bytes == MAX_FRAME_BYTES
+    with refused(f"PoolConfig.max_message_bytes={2**32} exceeds {2**32 - 1}, the most a "
+                 "frame's 4-byte length can say"):
+        PoolConfig(max_message_bytes=2**32)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "minimum"),
     [

@@ -54,6 +54,15 @@ def test_submit_with_a_bad_timeout_is_refused_naming_the_job(timeout: Any) -> No
         before.jobs, before.queue, before.children)
 
 
+def test_submit_with_a_timeout_too_large_for_a_float_is_a_config_error() -> None:
+    s = Script()
+    with pytest.raises(ConfigError, match=re.escape(
+            "job 7: timeout must be a finite number of seconds > 0, got 10000000000000000000"
+            "...(401 characters)")):
+        s.core.handle(ev.Submit(0.5, 7, timeout=10**400))
+    assert 7 not in s.core.jobs
+
+
 def test_submit_with_a_good_timeout_overrides_job_timeout() -> None:
     s = Script()
     s.warm(0, 0.0)

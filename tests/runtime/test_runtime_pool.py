@@ -81,7 +81,7 @@ async def test_bad_input_is_refused_at_the_call_and_the_pool_stays_healthy() -> 
             pool.submit(cf.echo, b"x" * 100_000)
         with pytest.raises(JobFailed, match="ResultTooLarge"):
             await pool.run(cf.big_result, 100_000)
-        for bad in (0, -1.0, float("inf"), float("nan"), True, "1"):
+        for bad in (0, -1.0, float("inf"), float("nan"), True, "1", 10**400):
             with pytest.raises(ConfigError):
                 pool.submit(cf.add, 1, 2, timeout=bad)  # type: ignore[arg-type]
         assert pool.status().jobs == dict.fromkeys(pool.status().jobs, 0)
