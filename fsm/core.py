@@ -50,7 +50,7 @@ _KEEPS_WARM = frozenset({"starting", "running"})
 class ChildRecord:
     """One child process as the core knows it."""
 
-    kind: ClassVar[str] = "child"
+    kind: ClassVar[ev.RecordKind] = "child"
     ident: int
     state: str = CHILD.initial
     deadline: float | None = None
@@ -85,7 +85,7 @@ class ChildRecord:
 class JobRecord:
     """One non-final job. Final jobs are settled and forgotten."""
 
-    kind: ClassVar[str] = "job"
+    kind: ClassVar[ev.RecordKind] = "job"
     ident: int
     timeout: float
     submitted: float
@@ -98,7 +98,7 @@ class JobRecord:
 
 @dataclass(slots=True)
 class PoolRecord:
-    kind: ClassVar[str] = "pool"
+    kind: ClassVar[ev.RecordKind] = "pool"
     ident: int = 0
     state: str = POOL.initial
     deadline: float | None = None
@@ -360,7 +360,7 @@ class SupervisorCore:
         if child is not None and child.state in _KILLABLE:
             self._kill(child, f"bad message: {e.reason}", failure=True, cause="protocol")
 
-    def _job_for(self, e: ev.JobAck | ev.JobDone | ev.JobError | ev.CancelAck,
+    def _job_for(self, e: ev.JobAck | ev.JobDone | ev.JobRaised | ev.CancelAck,
                  what: str, allowed: Iterable[str]) -> JobRecord | None:
         """The job a child reports on, if the report is legal; None if it is stale."""
         child = self.children.get(e.child)
@@ -402,7 +402,7 @@ class SupervisorCore:
         self._settle(job.ident, "done", None, "", value=e.result)
         self._finish_job(job)
 
-    def _on_job_error(self, e: ev.JobError) -> None:
+    def _on_job_raised(self, e: ev.JobRaised) -> None:
         job = self._job_for(e, "error", ("running", "cancelling"))
         if job is None:
             return
@@ -451,8 +451,10 @@ class SupervisorCore:
             "busy": "answered no ping",
             "stopping": "did not stop",
         }[state]
+        # The setting that bounds a killable state names the kill's cause
+        # (tests/test_lifecycles.py checks that each one is a KillCause).
         self._kill(child, f"{what} within {setting}={self.config.duration(setting):g}s",
-                   failure=True, cause=setting, trigger="timeout")  # -> failed
+                   failure=True, cause=cast(ev.KillCause, setting), trigger="timeout")
 
     def _job_timeout(self, job: JobRecord) -> None:
         state = job.state
@@ -668,7 +670,7 @@ class SupervisorCore:
         self._created(child, "spawn")
         self._out.append(ev.SpawnChild(child.ident))
 
-    def _kill(self, child: ChildRecord, reason: str, *, failure: bool, cause: str,
+    def _kill(self, child: ChildRecord, reason: str, *, failure: bool, cause: ev.KillCause,
               trigger: str = "kill") -> None:
         """SIGKILL ``child``; ``failure`` counts it toward restart intensity.
 
@@ -811,7 +813,7 @@ class SupervisorCore:
             self._settle(job.ident, "cancelled", errors.JobCancelled,
                          f"job {job.ident} was cancelled{detail}")
 
-    def _log(self, level: str, message: str, child: int | None = None,
+    def _log(self, level: ev.LogLevel, message: str, child: int | None = None,
              job: int | None = None) -> None:
         self._out.append(ev.Log(level, message, child, job))
 
@@ -954,6 +956,6 @@ _HANDLERS: dict[type[ev.Event], Callable[[SupervisorCore, Any], None]] = {
     ev.BadMessage: SupervisorCore._on_bad_message,
     ev.JobAck: SupervisorCore._on_job_ack,
     ev.JobDone: SupervisorCore._on_job_done,
-    ev.JobError: SupervisorCore._on_job_error,
+    ev.JobRaised: SupervisorCore._on_job_raised,
     ev.CancelAck: SupervisorCore._on_cancel_ack,
 }

@@ -10,7 +10,7 @@ events is a test and a list of commands is an assertion.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fsm import errors
 
@@ -124,7 +124,7 @@ class JobDone(Event):
 
 
 @dataclass(frozen=True)
-class JobError(Event):
+class JobRaised(Event):
     """The job raised in the child."""
 
     child: int
@@ -205,11 +205,13 @@ class SendStop(Command):
     child: int
 
 
-#: The causes a Kill names (a fixed set: metrics label kills by it).
-KILL_CAUSES = (
+#: Why a Kill was decided (a fixed set: metrics label kills by it).
+KillCause = Literal[
     "spawn_timeout", "initialize_timeout", "ping_timeout", "close_timeout", "ack_timeout",
     "init_error", "memory", "protocol", "cancel", "closing",
-)
+]
+#: The causes a Kill names, as a tuple (read from ``KillCause``).
+KILL_CAUSES: tuple[KillCause, ...] = get_args(KillCause)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ class Kill(Command):
 
     child: int
     reason: str
-    cause: str = field(default="protocol", compare=False)
+    cause: KillCause = field(default="protocol", compare=False)
 
 
 @dataclass(frozen=True)
@@ -261,9 +263,14 @@ class ReportAvailability(Command):
     reason: str
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+#: What a Transitioned record is about: one lifecycle of ``fsm.lifecycles``.
+RecordKind = Literal["child", "job", "pool"]
+
+
 @dataclass(frozen=True)
 class Log(Command):
-    level: str  # "debug" | "info" | "warning" | "error"
+    level: LogLevel
     message: str
     child: int | None = None
     job: int | None = None
@@ -273,7 +280,7 @@ class Log(Command):
 class Transitioned(Command):
     """A record of one state change, for traces, metrics and conformance checks."""
 
-    kind: str  # "child" | "job" | "pool"
+    kind: RecordKind
     ident: int
     source: str
     event: str

@@ -351,7 +351,7 @@ class WayoutDesign(Design[World]):
         """What a child may report on the job it holds, besides its ack."""
         if state in ("running", "cancelling"):
             yield ev.JobDone(now=now, child=cid, job=jid, result=None)
-            yield ev.JobError(now=now, child=cid, job=jid, error_type="ValueError",
+            yield ev.JobRaised(now=now, child=cid, job=jid, error_type="ValueError",
                               message="boom")
             if state == "cancelling":
                 yield ev.CancelAck(now=now, child=cid, job=jid)
@@ -439,7 +439,7 @@ class WayoutDesign(Design[World]):
             broken.append(f"job {jid} failed with ChildDied, but it never started: it should "
                           "have been requeued")
         if outcome.state == "failed" and outcome.error is errors.JobFailed and not (
-                isinstance(event, ev.JobError) and event.job == jid):
+                isinstance(event, ev.JobRaised) and event.job == jid):
             broken.append(f"job {jid} was reported raising, but no child reported an error")
         return broken
 

@@ -13,7 +13,7 @@ Two threads share the work, so that a busy child still answers its parent:
 
 The handshake the core relies on: ``Hello`` first; ``Init`` → ``Ready`` or
 ``InitError``; for a job, ``JobAck`` is sent *before* any user code runs (even
-before the job is unpickled), then ``JobDone`` or ``JobError``. A cancelled job
+before the job is unpickled), then ``JobDone`` or ``JobRaised``. A cancelled job
 is answered by ``CancelAck`` and the child then exits: cancelling means
 stopping (a job interrupted half-way may have left the process in any state).
 
@@ -395,7 +395,7 @@ class _Child:
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
-            return protocol.JobError(
+            return protocol.JobRaised(
                 job,
                 _type_name(exc),
                 self._clip(
@@ -405,7 +405,7 @@ class _Child:
                 self._clip("".join(traceback.format_exception(exc))),
             )
         if len(data) + protocol.ENVELOPE_BYTES > self._max:
-            return protocol.JobError(
+            return protocol.JobRaised(
                 job,
                 "wayout.ResultTooLarge",
                 f"job {job} returned {len(data)} bytes once pickled, more than "
@@ -414,8 +414,8 @@ class _Child:
             )
         return protocol.JobDone(job, data)
 
-    def _error(self, job: int, exc: BaseException) -> protocol.JobError:
-        return protocol.JobError(
+    def _error(self, job: int, exc: BaseException) -> protocol.JobRaised:
+        return protocol.JobRaised(
             job,
             _type_name(exc),
             self._clip(str(exc)),

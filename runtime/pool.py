@@ -28,9 +28,9 @@ import pickle
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 from fsm import events as ev
 from fsm.config import PoolConfig, job_timeout
@@ -49,6 +49,26 @@ _LOG_LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+def _message_events() -> dict[type, tuple[type[ev.Event], tuple[str, ...]]]:
+    """Each child-to-parent message type -> the ``fsm.events`` event of the same
+    name, and the message fields the event carries (every field of the event
+    but ``now`` and ``child``, which the parent adds). ``LogRecord`` is no event
+    (``runtime.child_logs`` re-emits it); ``Hello.pid`` is not carried: the core
+    learnt the pid from ``Spawned``, before the child could say hello."""
+    table: dict[type, tuple[type[ev.Event], tuple[str, ...]]] = {}
+    for message in get_args(protocol.FromChild):
+        if message is protocol.LogRecord:
+            continue
+        event = getattr(ev, message.__name__)
+        carried = {f.name for f in fields(event)} - {"now", "child"}
+        table[message] = (event, tuple(n for n in message.__struct_fields__ if n in carried))
+    return table
+
+
+#: The one mapping from what a child says to what the core hears.
+MESSAGE_EVENTS = _message_events()
 
 
 class TransitionRecord(NamedTuple):
@@ -642,26 +662,13 @@ class Pool:
     # ------------------------------------------------------------------
 
     def _on_child_message(self, child_id: int, message: object) -> None:
-        post = self._post
-        if isinstance(message, protocol.Pong):
-            post(ev.Pong, child=child_id)
-        elif isinstance(message, protocol.JobAck):
-            post(ev.JobAck, child=child_id, job=message.job)
-        elif isinstance(message, protocol.JobDone):
-            post(ev.JobDone, child=child_id, job=message.job, result=message.result)
-        elif isinstance(message, protocol.JobError):
-            post(ev.JobError, child=child_id, job=message.job, error_type=message.error_type,
-                 message=message.message, traceback=message.traceback)
-        elif isinstance(message, protocol.CancelAck):
-            post(ev.CancelAck, child=child_id, job=message.job)
-        elif isinstance(message, protocol.Hello):
-            post(ev.Hello, child=child_id)
-        elif isinstance(message, protocol.Ready):
-            post(ev.Ready, child=child_id)
-        elif isinstance(message, protocol.InitError):
-            post(ev.InitError, child=child_id, reason=message.reason)
-        else:  # the decoder admits only the types above
-            post(ev.BadMessage, child=child_id, reason=f"unexpected {type(message).__name__}")
+        entry = MESSAGE_EVENTS.get(type(message))
+        if entry is None:  # the decoder admits only FromChild; LogRecord never comes here
+            self._post(ev.BadMessage, child=child_id,
+                       reason=f"unexpected {type(message).__name__}")
+            return
+        event, names = entry
+        self._post(event, child=child_id, **{name: getattr(message, name) for name in names})
 
     def _on_bad_stream(self, child_id: int, reason: str) -> None:
         self._post(ev.BadMessage, child=child_id, reason=reason)

@@ -13,7 +13,8 @@ payloads the parent sends (the initializer, a job's function and arguments)
 are unpickled by the child, which trusts its parent.
 
 The child-to-parent messages carry the names of the ``fsm.events`` they
-become, so the mapping is one to one; the one exception is ``LogRecord``,
+become, so the mapping is one to one (``runtime.pool.MESSAGE_EVENTS`` is read
+from those names; a test holds every message to it); the one exception is ``LogRecord``,
 which is no event at all: the parent re-emits it in its own ``logging``
 (``runtime.child_logs``) and the supervisor core never sees it.
 """
@@ -105,7 +106,7 @@ class JobDone(msgspec.Struct, tag=True, array_like=True, frozen=True):
     result: bytes
 
 
-class JobError(msgspec.Struct, tag=True, array_like=True, frozen=True):
+class JobRaised(msgspec.Struct, tag=True, array_like=True, frozen=True):
     job: int
     error_type: str
     message: str
@@ -139,7 +140,7 @@ class LogRecord(msgspec.Struct, tag=True, array_like=True, frozen=True):
     thread: str
 
 
-FromChild = Hello | Ready | InitError | JobAck | JobDone | JobError | CancelAck | Pong | LogRecord
+FromChild = Hello | Ready | InitError | JobAck | JobDone | JobRaised | CancelAck | Pong | LogRecord
 
 
 # --- framing --------------------------------------------------------------------

@@ -39,7 +39,7 @@ def _world_events(core: SupervisorCore, rnd: random.Random, submitted: int) -> l
         if c.job is not None:
             j = c.job
             opts += [ev.JobAck(now, i, j), ev.JobDone(now, i, j, 1),
-                     ev.JobError(now, i, j, "E", "m", "tb"), ev.CancelAck(now, i, j)]
+                     ev.JobRaised(now, i, j, "E", "m", "tb"), ev.CancelAck(now, i, j)]
     if submitted < 5:
         opts.append(ev.Submit(now, submitted))
     opts += [ev.Cancel(now, j) for j in core.jobs]

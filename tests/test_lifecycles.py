@@ -9,6 +9,7 @@ import pytest
 
 import fsm
 from fsm.errors import InvalidTransition
+from fsm.events import KILL_CAUSES
 from fsm.lifecycles import ALL, CHILD, JOB, POOL
 from fsm.machine import lifecycle
 from fsm.spec import TIMEOUT, LifecycleSpec
@@ -171,3 +172,11 @@ def test_the_machine_agrees_with_the_spec_on_every_state_and_event(spec: Lifecyc
 def test_one_shared_machine_per_spec() -> None:
     assert lifecycle(CHILD) is lifecycle(CHILD)
     assert lifecycle(CHILD).machine is not lifecycle(JOB).machine
+
+
+def test_the_timeout_of_every_killable_child_state_names_a_kill_cause() -> None:
+    # The core kills a child whose state's deadline passed with that setting as the cause.
+    killable = [e.source for e in CHILD.edges if e.event == "kill"]
+    assert killable
+    for state in killable:
+        assert CHILD.state(state).timeout in KILL_CAUSES, state

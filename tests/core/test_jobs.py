@@ -38,7 +38,7 @@ def test_a_job_runs_and_its_value_and_error_are_delivered() -> None:
                                  available=False, config=TWO)
     s(ev.JobAck(1.3, 1, 2))
     assert s.core.jobs[2].deadline == 1.3 + 0.5  # the job's own timeout
-    assert s(ev.JobError(1.4, 1, 2, "ValueError", "bad input", "Traceback...")) == [
+    assert s(ev.JobRaised(1.4, 1, 2, "ValueError", "bad input", "Traceback...")) == [
         ev.SettleJob(2, ev.Outcome(
             state="failed", error=JobFailed, message="job 2 raised ValueError: bad input",
             remote_type="ValueError", remote_message="bad input",

@@ -56,10 +56,10 @@ def protocol(core: SupervisorCore, now: float) -> list[ev.Event]:
             out += [ev.JobAck(now, c, job.ident)] * 3
         elif job.state == "running":
             out += [ev.JobDone(now, c, job.ident, job.ident)] * 2 + [
-                ev.JobError(now, c, job.ident, "E", "m", "tb")]
+                ev.JobRaised(now, c, job.ident, "E", "m", "tb")]
         elif job.state == "cancelling":
             out += [ev.CancelAck(now, c, job.ident), ev.JobDone(now, c, job.ident, None),
-                    ev.JobError(now, c, job.ident, "E", "m", "tb")]
+                    ev.JobRaised(now, c, job.ident, "E", "m", "tb")]
         if rec.state in ("stopping", "failed"):
             out.append(ev.ChildExited(now, c, 0 if rec.state == "stopping" else -9))
     return out
@@ -78,7 +78,7 @@ def breaches(core: SupervisorCore, child: int, now: float) -> list[ev.Event]:
         ev.MemorySample(now, child, 150.0), ev.MemorySample(now, child, 60.0),
         ev.MemorySample(now, child, 10.0), ev.Hello(now, child), ev.Ready(now, child),
         ev.InitError(now, child, "late"), ev.JobAck(now, child, job),
-        ev.CancelAck(now, child, job), ev.JobError(now, child, job)]
+        ev.CancelAck(now, child, job), ev.JobRaised(now, child, job)]
 
 
 # The walk also checks that no spawn -> fail -> spawn cycle runs without time

@@ -110,7 +110,7 @@ def walk_of(design: Design[Any], **attrs: Any) -> type[DesignWalk]:
 # wayout's core: rules per kind of world event
 # ----------------------------------------------------------------------------
 
-MESSAGES = (ev.Hello, ev.Ready, ev.InitError, ev.Pong, ev.JobAck, ev.JobDone, ev.JobError,
+MESSAGES = (ev.Hello, ev.Ready, ev.InitError, ev.Pong, ev.JobAck, ev.JobDone, ev.JobRaised,
             ev.CancelAck)
 
 

@@ -210,20 +210,20 @@ def test_job_failures_are_reported_as_text_and_the_child_keeps_working(spawn_chi
     c = spawn_child()
     c.start()
     raised = c.run(1, cf.boom, "kaput")
-    assert isinstance(raised, protocol.JobError)
+    assert isinstance(raised, protocol.JobRaised)
     assert (raised.error_type, raised.message) == ("ValueError", "kaput")
     assert "in boom" in raised.traceback
 
     exited = c.run(2, cf.exit_job, 3)
-    assert isinstance(exited, protocol.JobError)
+    assert isinstance(exited, protocol.JobRaised)
     assert exited.error_type == "SystemExit"
 
     unpicklable = c.run(3, cf.unpicklable_result)
-    assert isinstance(unpicklable, protocol.JobError)
+    assert isinstance(unpicklable, protocol.JobRaised)
     assert "cannot be pickled" in unpicklable.message
 
     too_big = c.run(4, cf.big_result, CAP)
-    assert isinstance(too_big, protocol.JobError)
+    assert isinstance(too_big, protocol.JobRaised)
     assert too_big.error_type == "wayout.ResultTooLarge"
 
     assert value(c.run(5, cf.add, 1, 1)) == 2
@@ -244,7 +244,7 @@ def test_a_job_that_cannot_be_unpickled_in_the_child_is_acked_then_fails(
     c.send(protocol.Job(1, pickle.dumps((_ImportsAMissingModule(), ()))))
     assert c.recv() == protocol.JobAck(1)
     failed = c.recv()
-    assert isinstance(failed, protocol.JobError)
+    assert isinstance(failed, protocol.JobRaised)
     assert failed.error_type == "ModuleNotFoundError"
 
 

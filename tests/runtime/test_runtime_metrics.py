@@ -172,7 +172,7 @@ def test_durations_come_from_the_cores_clock() -> None:
     pool.feed(ev.JobDone(now=3.5, child=0, job=0, result=b""))
     pool.feed(ev.Submit(now=4.0, job=1))
     pool.feed(ev.JobAck(now=4.05, child=0, job=1))
-    pool.feed(ev.JobError(now=4.25, child=0, job=1, error_type="ValueError", message="no"))
+    pool.feed(ev.JobRaised(now=4.25, child=0, job=1, error_type="ValueError", message="no"))
 
     assert value(metrics, "wayout_child_start_seconds_count") == 1
     assert value(metrics, "wayout_child_start_seconds_sum") == pytest.approx(0.1)

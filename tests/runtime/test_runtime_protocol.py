@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import get_args
+
 import msgspec
 import pytest
 
+from fsm import events as ev
 from runtime import protocol
+from runtime.pool import MESSAGE_EVENTS, Pool
 
 FROM_CHILD = [
     protocol.Hello(1234),
@@ -13,7 +18,7 @@ FROM_CHILD = [
     protocol.InitError("RuntimeError: no"),
     protocol.JobAck(7),
     protocol.JobDone(7, b"\x80\x05K\x03."),
-    protocol.JobError(7, "ValueError", "boom", "Traceback..."),
+    protocol.JobRaised(7, "ValueError", "boom", "Traceback..."),
     protocol.CancelAck(7),
     protocol.Pong(),
 ]
@@ -84,3 +89,29 @@ def test_messages_after_a_complete_one_wait_for_their_rest() -> None:
     assert list(reader.feed(first + second[:3])) == [protocol.Pong()]
     assert reader.pending == 3
     assert list(reader.feed(second[3:])) == [protocol.JobAck(2)]
+
+
+def test_every_child_message_but_log_record_becomes_the_event_of_its_name() -> None:
+    kinds = set(get_args(protocol.FromChild)) - {protocol.LogRecord}
+    assert set(MESSAGE_EVENTS) == kinds
+    assert {type(m) for m in FROM_CHILD} == kinds
+    pool = Pool()
+    for message in FROM_CHILD:
+        pool._on_child_message(3, message)
+        event_type, posted = pool._inbox.pop()
+        event = event_type(now=0.0, **posted)
+        assert type(event).__name__ == type(message).__name__
+        carried = dict(posted)
+        assert carried.pop("child") == 3
+        # Every field of the event comes from the message; only Hello's pid stays behind.
+        assert set(carried) == {f.name for f in fields(event)} - {"now", "child"}
+        assert {n: getattr(event, n) for n in carried} == {n: getattr(message, n) for n in carried}
+        left = set(message.__struct_fields__) - set(carried)
+        assert left == ({"pid"} if isinstance(message, protocol.Hello) else set()), message
+
+
+def test_a_message_that_is_no_event_is_a_bad_message() -> None:
+    pool = Pool()
+    record = protocol.LogRecord(20, "x", "m", "", None, 0.0, "p", 1, "f", "t")
+    pool._on_child_message(3, record)
+    assert pool._inbox.pop() == (ev.BadMessage, {"child": 3, "reason": "unexpected LogRecord"})
