@@ -150,10 +150,11 @@ class SupervisorCore:
     backoff_level: int = 0
     heartbeat_at: float | None = None
     reported: bool | None = None
-    # True: state changes go through the spec's compiled edge map instead of
-    # the transitions machine (same lifecycle, no call overhead); the model
-    # checker uses it, a test proves both engines agree.
-    compiled: bool = False
+    # True (production, the model checker): state changes go through the
+    # spec's compiled edge map instead of the transitions machine (same
+    # lifecycle, no call overhead). False drives the transitions machine
+    # itself; tests/test_core_engines.py proves both engines agree.
+    compiled: bool = True
     _out: list[ev.Command] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -883,7 +884,7 @@ class SupervisorCore:
 
     @classmethod
     def restore(
-        cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0, *, compiled: bool = False
+        cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0, *, compiled: bool = True
     ) -> SupervisorCore:
         """The core that ``snapshot`` describes, at time ``now``."""
         (pool_state, pool_deadline, heartbeat, failures, spawn_proven, last_failure,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -599,8 +599,3 @@ def reaches(
             else:
                 todo.append(step.state)
     return False
-
-
-def check_all(designs: Iterable[Design[Any]], **kwargs: Any) -> list[Result]:
-    """``explore`` each design in turn."""
-    return [explore(d, **kwargs) for d in designs]

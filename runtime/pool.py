@@ -240,7 +240,6 @@ class Pool:
         self._transitions: deque[TransitionRecord] = deque(maxlen=max_transitions)
         self._listeners: list[Callable[[ev.Command], None]] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        self._available = False
         self._availability_reason = "the pool was not started"
         self._performers: dict[type[ev.Command], Callable[[Any], None]] = {
             ev.Transitioned: self._do_transitioned,
@@ -294,10 +293,11 @@ class Pool:
                 "a Pool was started while a child process imports the main module: "
                 "start pools under `if __name__ == '__main__':` in the main script")
         self._loop = asyncio.get_running_loop()
-        # The compiled engine: the same lifecycle specs without the transitions
-        # library's call overhead on the hot path (71 -> 22 us of core time per
-        # job); tests/test_core_engines.py proves both engines behave alike.
-        core = SupervisorCore(self._config, now=self._clock.now(), compiled=True)
+        # The core's default, compiled engine: the same lifecycle specs without
+        # the transitions library's call overhead on the hot path (71 -> 22 us
+        # of core time per job); tests/test_core_engines.py proves both engines
+        # behave alike.
+        core = SupervisorCore(self._config, now=self._clock.now())
         self._core = core
         self._driver = self._loop.create_task(self._drive(), name="wayout-pool-driver")
         self._post(ev.Start)
@@ -762,7 +762,6 @@ class Pool:
             handle._future.set_result(command.outcome)
 
     def _do_report_availability(self, command: ev.ReportAvailability) -> None:
-        self._available = command.available
         self._availability_reason = command.reason
         log.info("pool %s: %s", "available" if command.available else "unavailable",
                  command.reason)

@@ -1,7 +1,8 @@
-"""The compiled engine (the model checker's) and the transitions engine agree.
+"""The compiled engine (the default) and the transitions engine agree.
 
-The model checker drives SupervisorCore(compiled=True), which moves objects
-through the spec's edge map instead of the transitions machine. Both read the
+Production and the model checker drive SupervisorCore(compiled=True), the
+default, which moves objects through the spec's edge map instead of the
+transitions machine. Both read the
 same LifecycleSpec; this test feeds identical random event streams to one
 core of each kind and requires identical commands and snapshots at every step,
 so the checker cannot verify a different machine from the one that runs.
@@ -54,8 +55,8 @@ def _world_events(core: SupervisorCore, rnd: random.Random, submitted: int) -> l
 @pytest.mark.parametrize("seed", range(40))
 def test_engines_agree_on_random_walks(seed: int) -> None:
     rnd = random.Random(seed)
-    reference = SupervisorCore(CFG, 0.0)
-    compiled = SupervisorCore(CFG, 0.0, compiled=True)
+    reference = SupervisorCore(CFG, 0.0, compiled=False)
+    compiled = SupervisorCore(CFG, 0.0)
     submitted = 0
     steps = 0
     for event in [ev.Start(0.0)]:
