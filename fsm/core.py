@@ -35,15 +35,32 @@ _CHILD: Lifecycle = lifecycle(CHILD)
 _JOB: Lifecycle = lifecycle(JOB)
 _POOL: Lifecycle = lifecycle(POOL)
 
+# The state sets the core decides by, read from the lifecycles (never written
+# again by hand): a new state or edge in fsm/lifecycles.py moves them along.
 # Child states in which the supervisor may still decide to kill the process.
-_KILLABLE = frozenset({"spawned", "warming", "ready", "busy", "stopping"})
-# Child states that supply a future idle child (not yet claimed by a job).
-_SUPPLY = frozenset({"spawned", "warming", "ready"})
-_WARMING = frozenset({"spawned", "warming"})
-# Pool states that accept and run jobs.
-_ACCEPTING = frozenset({"starting", "running", "backing_off"})
-# Pool states that keep num_idle children warm.
-_KEEPS_WARM = frozenset({"starting", "running"})
+_KILLABLE = CHILD.sources("kill")
+# Child states that are pinged, and answer with a pong.
+_PINGED = CHILD.sources("pong")
+# Child states a graceful stop applies to (ready and busy).
+_STOPPABLE = CHILD.sources("stop")
+# Child states not warm yet: waiting for hello, or for the initializer.
+_WARMING = CHILD.sources("hello") | CHILD.sources("warmed")
+# Child states that supply a future idle child (not yet claimed by a job): the
+# warming ones and the idle ones. Policy, not implied by the lifecycle: which
+# children count toward the warm target.
+_SUPPLY = _WARMING | {"ready"}
+# Pool states that accept new jobs: the ones a drain leaves.
+_ACCEPTING = POOL.sources("drain")
+# Pool states that dispatch queued jobs: the accepting ones, and draining
+# (accepted jobs finish).
+_DISPATCHING = _ACCEPTING | POOL.sources("drained")
+# Pool states that a close moves (all but closing and closed).
+_CLOSABLE = POOL.sources("close")
+# Pool states that keep num_idle children warm: the ones that can back off
+# from spawning when restart intensity is exceeded.
+_KEEPS_WARM = POOL.sources("back_off")
+# Job states whose child's end before an ack means the job never started.
+_UNSTARTED = JOB.sources("requeue")
 
 
 @dataclass(slots=True)
@@ -243,7 +260,7 @@ class SupervisorCore:
             self._fire(self.pool, "drain")
 
     def _on_close(self, e: ev.Close) -> None:
-        if self.pool.state in ("closing", "closed"):
+        if self.pool.state not in _CLOSABLE:
             return
         self._fire(self.pool, "close")
         self._enter_closing()
@@ -353,7 +370,7 @@ class SupervisorCore:
 
     def _on_pong(self, e: ev.Pong) -> None:
         child = self.children.get(e.child)
-        if child is not None and child.state in ("ready", "busy"):
+        if child is not None and child.state in _PINGED:
             self._fire(child, "pong")  # re-arms the ping_timeout deadline
 
     def _on_bad_message(self, e: ev.BadMessage) -> None:
@@ -445,13 +462,7 @@ class SupervisorCore:
             self._release_job(child)
             del self.children[child.ident]
             return
-        what = {
-            "spawned": "sent no hello",
-            "warming": "did not finish its initializer",
-            "ready": "answered no ping",
-            "busy": "answered no ping",
-            "stopping": "did not stop",
-        }[state]
+        what = CHILD.state(state).missed
         # The setting that bounds a killable state names the kill's cause
         # (tests/test_lifecycles.py checks that each one is a KillCause).
         self._kill(child, f"{what} within {setting}={self.config.duration(setting):g}s",
@@ -516,7 +527,7 @@ class SupervisorCore:
         cfg = self.config
         sample: list[int] = []
         for child in self.children.values():
-            if child.state in ("ready", "busy"):
+            if child.state in _PINGED:
                 self._out.append(ev.SendPing(child.ident))
             if child.pid is not None and child.state in _KILLABLE:
                 sample.append(child.ident)
@@ -543,7 +554,7 @@ class SupervisorCore:
                       f"backing off {self._backoff_delay():g}s; last: {self.last_failure}")
 
         # Dispatch: the oldest queued job to a ready child.
-        if self.queue and pool.state in _ACCEPTING | {"draining"}:
+        if self.queue and pool.state in _DISPATCHING:
             for child in self.children.values():
                 if child.state == "ready":
                     job = self.jobs[self.queue.pop(0)]
@@ -758,7 +769,7 @@ class SupervisorCore:
         child.job = None
         if job is None:
             return
-        if job.state in ("dispatched", "unacked"):
+        if job.state in _UNSTARTED:
             # No ack arrived before the end of the stream: the job never started.
             self._fire(job, "requeue")
             self._requeue(job)
@@ -788,7 +799,7 @@ class SupervisorCore:
                              f"job {job.ident} did not finish: the pool closed")
             self._detach(job)
         for child in list(self.children.values()):
-            if child.state in ("ready", "busy"):
+            if child.state in _STOPPABLE:
                 self._stop(child, "pool closing")
                 busy_job = busy_jobs.get(child.ident)
                 self._out.append(ev.SendStop(child.ident) if busy_job is None

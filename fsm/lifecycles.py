@@ -18,33 +18,38 @@ from fsm.spec import LifecycleSpec, State, Transition
 # Child: one OS process.
 # ----------------------------------------------------------------------------
 
-#: The states in which a child's process may still be running.
-CHILD_LIVE = ("spawned", "warming", "ready", "busy", "stopping", "failed")
+_CHILD_STATES = (
+    State("spawned", timeout="spawn_timeout", on_timeout="failed",
+          doc="process created, waiting for the child's hello", missed="sent no hello"),
+    State("warming", timeout="initialize_timeout", on_timeout="failed",
+          doc="hello received, the initializer runs, waiting for ready or error",
+          missed="did not finish its initializer"),
+    # A pong renews the deadline of ready and busy; nothing removes it.
+    State("ready", timeout="ping_timeout", on_timeout="failed",
+          doc="warm and idle in the pool", missed="answered no ping"),
+    State("busy", timeout="ping_timeout", on_timeout="failed",
+          doc="running one job (the job's own deadline lives on the job)",
+          missed="answered no ping"),
+    State("stopping", timeout="close_timeout", on_timeout="failed",
+          doc="graceful stop asked (drain, recycle, cancel)", missed="did not stop"),
+    # The kill itself is bounded: a process that is not reaped after
+    # SIGKILL (uninterruptible sleep) is abandoned, never waited on forever.
+    State("failed", timeout="kill_timeout", on_timeout="abandoned",
+          doc="SIGKILL sent, waiting for the reap"),
+    State("killed", final=True, doc="the process was reaped, whatever the cause"),
+    State("abandoned", final=True,
+          doc="still not reaped kill_timeout after SIGKILL; slot released, reported"),
+)
+
+#: The states in which a child's process may still be running: every state
+#: that is not final (a final child was reaped, or given up on).
+CHILD_LIVE = tuple(s.name for s in _CHILD_STATES if not s.final)
 
 CHILD = LifecycleSpec(
     name="child",
     doc="One OS process, from its creation to its reap.",
     initial="spawned",
-    states=[
-        State("spawned", timeout="spawn_timeout", on_timeout="failed",
-              doc="process created, waiting for the child's hello"),
-        State("warming", timeout="initialize_timeout", on_timeout="failed",
-              doc="hello received, the initializer runs, waiting for ready or error"),
-        # A pong renews the deadline of ready and busy; nothing removes it.
-        State("ready", timeout="ping_timeout", on_timeout="failed",
-              doc="warm and idle in the pool"),
-        State("busy", timeout="ping_timeout", on_timeout="failed",
-              doc="running one job (the job's own deadline lives on the job)"),
-        State("stopping", timeout="close_timeout", on_timeout="failed",
-              doc="graceful stop asked (drain, recycle, cancel)"),
-        # The kill itself is bounded: a process that is not reaped after
-        # SIGKILL (uninterruptible sleep) is abandoned, never waited on forever.
-        State("failed", timeout="kill_timeout", on_timeout="abandoned",
-              doc="SIGKILL sent, waiting for the reap"),
-        State("killed", final=True, doc="the process was reaped, whatever the cause"),
-        State("abandoned", final=True,
-              doc="still not reaped kill_timeout after SIGKILL; slot released, reported"),
-    ],
+    states=_CHILD_STATES,
     transitions=[
         Transition("hello", "spawned", "warming"),
         Transition("warmed", "warming", "ready"),

@@ -39,6 +39,9 @@ class State:
 
     ``timeout`` names the duration setting that bounds the time spent here and
     ``on_timeout`` the state entered when it passes. Final states have neither.
+    ``missed`` says in words what the object failed to do when that deadline
+    passed (``"sent no hello"``), where the core reports the timeout by it (a
+    child's kill); other states leave it empty.
     """
 
     name: str
@@ -46,6 +49,7 @@ class State:
     on_timeout: str | None = None
     final: bool = False
     doc: str = ""
+    missed: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,10 @@ class LifecycleSpec:
     def successor(self, state: str, event: str) -> str | None:
         """Where ``event`` leads from ``state``, or None if it is not allowed there."""
         return self._successor.get((state, event))
+
+    def sources(self, event: str) -> frozenset[str]:
+        """The states in which ``event`` is allowed (the sources of its edges)."""
+        return frozenset(src for (src, ev) in self._successor if ev == event)
 
     def triggers(self, state: str) -> tuple[str, ...]:
         """The events allowed in ``state``."""

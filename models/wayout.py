@@ -39,7 +39,7 @@ from fsm import errors
 from fsm import events as ev
 from fsm.config import PoolConfig
 from fsm.core import SupervisorCore
-from fsm.lifecycles import JOB
+from fsm.lifecycles import CHILD, JOB, POOL
 from models.design import Design, Goal, Step
 
 #: Exit codes the world uses: a crash, a graceful exit, a SIGKILL reap.
@@ -50,6 +50,23 @@ MEMORY_LIMIT_MB, MEMORY_OVER_LIMIT_MB = 100.0, 150.0
 #: Job states in or from which a job may go back to the queue, read off the job
 #: lifecycle: there its submission time still matters (the queue budget).
 _MAY_REQUEUE = frozenset({JOB.initial} | {e.source for e in JOB.edges if e.dest == JOB.initial})
+
+#: What the user may call, read off the pool lifecycle: drain and close where they lead somewhere.
+_DRAINABLE = POOL.sources("drain")
+_CLOSABLE = POOL.sources("close")
+#: A child answers a ping where the child lifecycle takes its pong.
+_PONGS = CHILD.sources("pong")
+#: Job states in which its child may report the job's end, and its cancellation.
+_MAY_FINISH = JOB.sources("finish")
+_MAY_CANCEL_ACK = JOB.sources("cancelled")
+
+#: The invariants' own words, not read from the specs (an invariant read off
+#: the implementation would check nothing): the child states in which a child
+#: may hold a job, and the job states in which a job must be on a child.
+_MAY_HOLD_A_JOB = frozenset({"busy", "stopping", "failed"})
+#: The child states in which a process still runs the job it holds.
+_REPORTS = frozenset({"busy", "stopping"})
+_ON_A_CHILD = frozenset({"dispatched", "unacked", "running"})
 
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""
@@ -297,7 +314,7 @@ class WayoutDesign(Design[World]):
             elif state == "warming":
                 out.append(ev.Ready(now=now, child=cid))
                 out.append(ev.InitError(now=now, child=cid, reason="ImportError"))
-            elif state in ("ready", "busy") and (not self.pong_when_pinged or self._pinged(
+            elif state in _PONGS and (not self.pong_when_pinged or self._pinged(
                     core, child.deadline)):
                 out.append(ev.Pong(now=now, child=cid))
             if w.owed:
@@ -305,7 +322,10 @@ class WayoutDesign(Design[World]):
                 # (it may cross the parent's cancel, or its ack timeout).
                 out.extend(ev.JobAck(now=now, child=cid, job=jid)
                            for c, jid in sorted(w.owed) if c == cid)
-            if child.job is not None and (state in ("busy", "stopping") or self.stale_reports):
+            # A busy or stopping child still runs its job and may report on it;
+            # a killed one only if its report was in flight (stale_reports): the
+            # world's choice, not the lifecycle's.
+            if child.job is not None and (state in _REPORTS or self.stale_reports):
                 job = core.jobs.get(child.job)
                 if job is not None and job.child == cid and (cid, job.ident) not in w.owed:
                     out.extend(self._job_reports(now, cid, job.ident, job.state))
@@ -326,9 +346,9 @@ class WayoutDesign(Design[World]):
             for jid, job in core.jobs.items():
                 if job.state != "cancelling":
                     out.append(ev.Cancel(now=now, job=jid))
-        if self.drain and core.pool_state in ("starting", "running", "backing_off"):
+        if self.drain and core.pool_state in _DRAINABLE:
             out.append(ev.Drain(now=now))
-        if self.close and core.pool_state not in ("closing", "closed"):
+        if self.close and core.pool_state in _CLOSABLE:
             out.append(ev.Close(now=now))
         return out
 
@@ -349,11 +369,11 @@ class WayoutDesign(Design[World]):
     @staticmethod
     def _job_reports(now: float, cid: int, jid: int, state: str) -> Iterator[ev.Event]:
         """What a child may report on the job it holds, besides its ack."""
-        if state in ("running", "cancelling"):
+        if state in _MAY_FINISH:
             yield ev.JobDone(now=now, child=cid, job=jid, result=None)
             yield ev.JobRaised(now=now, child=cid, job=jid, error_type="ValueError",
                               message="boom")
-            if state == "cancelling":
+            if state in _MAY_CANCEL_ACK:
                 yield ev.CancelAck(now=now, child=cid, job=jid)
 
     def apply(self, w: World, event: ev.Event) -> Step[World]:
@@ -469,18 +489,18 @@ class WayoutDesign(Design[World]):
         for cid, child in children.items():
             if child.deadline is None:
                 broken.append(f"child {cid} is {child.state} with no armed deadline")
-            if child.job is not None and child.state not in ("busy", "stopping", "failed"):
+            if child.job is not None and child.state not in _MAY_HOLD_A_JOB:
                 broken.append(f"child {cid} holds job {child.job} while {child.state}")
         held: dict[int, int] = {}
         for jid, job in core.jobs.items():
             if job.deadline is None:
                 broken.append(f"job {jid} is {job.state} with no armed deadline")
-            if job.state in ("dispatched", "unacked", "running"):
+            if job.state in _ON_A_CHILD:
                 owner = children.get(job.child) if job.child is not None else None
                 if owner is None or owner.job != jid:
                     broken.append(f"job {jid} is {job.state} on child {job.child}, which does "
                                   "not hold it")
-                elif owner.state not in ("busy", "stopping", "failed"):
+                elif owner.state not in _MAY_HOLD_A_JOB:
                     broken.append(f"job {jid} is {job.state} on child {job.child}, which is "
                                   f"{owner.state}")
                 if job.child is not None:

@@ -174,9 +174,17 @@ def test_one_shared_machine_per_spec() -> None:
     assert lifecycle(CHILD).machine is not lifecycle(JOB).machine
 
 
-def test_the_timeout_of_every_killable_child_state_names_a_kill_cause() -> None:
-    # The core kills a child whose state's deadline passed with that setting as the cause.
-    killable = [e.source for e in CHILD.edges if e.event == "kill"]
-    assert killable
+def test_the_timeout_of_every_killable_child_state_names_a_kill_cause_and_says_what() -> None:
+    # The core kills a child whose state's deadline passed with that setting as
+    # the cause, and says in the state's own words what the child failed to do.
+    killable = CHILD.sources("kill")
+    assert killable == {e.source for e in CHILD.edges if e.event == "kill"} != set()
     for state in killable:
         assert CHILD.state(state).timeout in KILL_CAUSES, state
+        assert CHILD.state(state).missed, state
+
+
+def test_sources_are_the_states_an_event_leaves() -> None:
+    assert POOL.sources("drain") == {"starting", "running", "backing_off"}
+    assert CHILD.sources("pong") == {"ready", "busy"}
+    assert JOB.sources("nothing") == frozenset()
