@@ -1,7 +1,13 @@
 """wayout's runtime: the only place that touches processes, sockets and clocks.
 
 It performs the commands of the sans-I/O core (``fsm``) and feeds it events;
-it takes no decisions of its own. The public API::
+every decision about children and jobs is the core's. The three things the
+runtime decides itself are about its own I/O, and ``runtime.pool`` says why
+each cannot be the core's: warming the forkserver before the first spawn,
+ending everything when its own driver stops without the core having closed
+the pool, and reading the core's transition records to release a process
+object it was told is abandoned or to stop once the pool is closed. The
+public API::
 
     from runtime import Pool, PoolConfig, JobHandle, PoolStatus
     from runtime.errors import WayoutError, NoCapacity, JobTimeout, ...

@@ -3,11 +3,32 @@
 One asyncio task per pool (the *driver*) owns the core. It waits for the next
 event, or for ``core.next_deadline()`` on the clock, whichever comes first;
 feeds the core; performs the commands the core returns; and waits again. That
-task is the only caller of ``core.handle``, and it is the only timer: there is
-no per-child thread, no polling and no timeout of the runtime's own. Events
-reach it through an in-memory inbox from three places: the user's calls
-(``submit``, ``cancel``, ``drain``, ``close``), the control sockets of the
-children, and their death watches (``runtime.process``).
+task is the only caller of ``core.handle``, and once the core runs it is the
+only timer: there is no per-child thread, no polling and no timeout of the
+runtime's own. Events reach it through an in-memory inbox from three places:
+the user's calls (``submit``, ``cancel``, ``drain``, ``close``), the control
+sockets of the children, and their death watches (``runtime.process``).
+
+What the driver decides without the core, and why it is I/O:
+
+* Before its first step under forkserver, the driver waits (in a thread,
+  bounded by ``start_timeout`` with ``asyncio.wait_for``) for
+  multiprocessing's forkserver to finish importing its preload. The core
+  knows no forkserver: the wait is about how the runtime makes a process,
+  not about any child, and it only delays the first ``Start``, whose own
+  ``start_timeout`` deadline then runs in full. A forkserver that fails or
+  is late changes nothing the core decides (the first spawn meets the same
+  problem and reports it per child).
+* When the driver stops before the core closed the pool (the task was
+  cancelled, or the core raised), no core is left to decide:
+  ``_kill_everything_now`` kills and reaps every child at once and settles
+  every waiting job with ``PoolClosed`` itself, so that nothing outlives the
+  pool and no caller waits forever.
+* ``Transitioned`` records are the core's statements of what changed; the
+  driver reads two of them as orders about its own objects: a pool that
+  entered ``closed`` ends the driver, and a child that entered ``abandoned``
+  moves its process object to the watch list, so that a late reap still
+  closes its descriptors. Neither changes a decision of the core's.
 
 Each event is stamped with the clock when the driver takes it out of the
 inbox, so the core sees time only move forward.
@@ -779,6 +800,8 @@ class Pool:
         )
 
     def _do_transitioned(self, command: ev.Transitioned) -> None:
+        # A trace record, and the core's word that the pool closed or a child
+        # was abandoned: the module docstring says why the driver acts on it.
         self._transitions.append(TransitionRecord(
             command.kind, command.ident, command.source, command.event, command.dest, command.now,
         ))
