@@ -31,6 +31,11 @@ forkserver, which exits once the pool's process is gone; multiprocessing
 hands every forkserver child a copy of the pipe that keeps the forkserver
 alive, which the child closes so that it does not keep its own parent alive.
 
+Nothing a job starts outlives the child (``_hold_descendants``): the child
+leads its own process group and adopts its orphaned descendants (a child
+subreaper), so the parent's kill finds and ends all of them
+(``runtime.descendants``), and the child ends them itself before it exits.
+
 Output and logs are never lost silently: stdout and stderr are inherited from
 the parent (stdout made line-buffered, so that a child killed later still
 leaves every full line behind); ``logging`` records and tracebacks of uncaught
@@ -75,8 +80,10 @@ CANCEL_SIGNAL = signal.SIGUSR1
 _CANCEL_RETRIES = 50
 _CANCEL_RETRY_SECONDS = 0.02
 
-#: prctl(2) option: the signal the kernel sends us when our parent dies.
+#: prctl(2) options: the signal the kernel sends us when our parent dies; and
+#: adopting our orphaned descendants instead of letting init have them.
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 # Longest exception message and traceback text sent back, in characters; the
 # rest is cut so that an error report always fits in one frame.
@@ -105,6 +112,7 @@ def main(
     child and keep siblings' sockets alive, so they are closed first.
     """
     _die_with_parent(sock)
+    _hold_descendants()
     for fd in inherited_fds:
         try:
             os.close(fd)
@@ -121,6 +129,59 @@ def main(
         # reported as job or init errors): say so where the parent looks.
         logging.getLogger().critical("wayout child %d failed", child_id, exc_info=True)
         raise
+    finally:
+        end_descendants()
+
+
+def _hold_descendants() -> None:
+    """Lead a process group of our own, and adopt our orphaned descendants.
+
+    The group: the parent's kill signals it whole, and a terminal's Ctrl-C
+    (sent to the foreground group) no longer reaches us or what jobs start.
+    The subreaper: a process a job starts stays below us even if it calls
+    ``setsid`` or its parent exits, so that ``runtime.descendants`` finds it
+    when we are killed or exit.
+    """
+    try:
+        os.setpgid(0, 0)
+    except OSError as exc:  # a session leader (cannot happen for a forked child)
+        print(f"wayout child: setpgid failed: {exc}", file=sys.stderr, flush=True)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            print(f"wayout child: prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(errno)}",
+                  file=sys.stderr, flush=True)
+
+
+def _has_children() -> bool:
+    """Whether any process is below us (cheaply, without psutil, where /proc says)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        for tid in tasks:
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                if f.read().strip():
+                    return True
+    except OSError:
+        return True  # no such file (kernel without CONFIG_PROC_CHILDREN): look closely
+    return False
+
+
+def end_descendants() -> None:
+    """SIGKILL every process below this child before it exits (a job's leftovers)."""
+    try:
+        if _has_children():
+            from runtime import descendants
+
+            descendants.kill_descendants(os.getpid(), stop_root=False)
+    except Exception as exc:  # never keep a child from exiting
+        print(f"wayout child: could not end its descendants: {exc}", file=sys.stderr, flush=True)
+
+
+def _exit(code: int) -> None:
+    """End the child at once (from any thread), taking its descendants with it."""
+    end_descendants()
+    os._exit(code)
 
 
 def _die_with_parent(sock: socket.socket) -> None:
@@ -263,7 +324,7 @@ class _Child:
             with self._send_lock:
                 self._sock.sendall(frame)
         except OSError:
-            os._exit(EXIT_CONTROL_CLOSED)  # the parent is gone: nobody to work for
+            _exit(EXIT_CONTROL_CLOSED)  # the parent is gone: nobody to work for
 
     def _send_log(self, message: protocol.LogRecord) -> None:
         """Send a record made by user code, which may run on the main thread.
@@ -438,13 +499,13 @@ class _Child:
             except OSError:
                 data = b""
             if not data:
-                os._exit(EXIT_CONTROL_CLOSED)
+                _exit(EXIT_CONTROL_CLOSED)
             try:
                 for message in reader.feed(data):
                     self._dispatch(message)
             except protocol.ProtocolError as exc:
                 print(f"wayout child {self._child_id}: {exc}", file=sys.stderr, flush=True)
-                os._exit(EXIT_PROTOCOL_ERROR)
+                _exit(EXIT_PROTOCOL_ERROR)
 
     def _dispatch(self, message: object) -> None:
         if isinstance(message, protocol.Ping):

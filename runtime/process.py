@@ -12,7 +12,9 @@ polling:
   zombie, so the reap (``waitpid``) that follows never blocks. Under
   forkserver the forkserver is the real parent: it reaps the child and writes
   the exit status to the process sentinel, which the parent watches instead.
-* kill is SIGKILL through the pidfd, so it can never hit a recycled pid.
+* kill is SIGKILL through the pidfd, so it can never hit a recycled pid, and
+  it takes the child's process group and every process below it along
+  (``runtime.descendants``).
 
 This module reports what happened (messages, a bad stream, the exit code)
 through callbacks and decides nothing. The child's log records are the one
@@ -40,7 +42,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from runtime import child_logs, protocol
+from runtime import child_logs, descendants, protocol
 
 log = logging.getLogger("wayout")
 
@@ -339,9 +341,25 @@ class ChildProcess:
         self._on_exit(self.child_id, code)
 
     def kill(self) -> None:
-        """SIGKILL the process (never a recycled pid: the signal goes through the pidfd)."""
+        """SIGKILL the process, its process group and every process below it.
+
+        The child leads its own group and adopts its orphans (see
+        ``runtime.descendants``): it is stopped first, so that it can neither
+        fork nor lose a descendant meanwhile, then everything below it is
+        frozen and killed, then its group, then the child. Never a recycled
+        pid: the pidfd we hold keeps the child's pid (and so its group's id)
+        from being reused, and the child's own signal goes through it.
+        """
         if self._reaped or self._process is None:
             return
+        pid = self.pid
+        if self._pidfd is not None and pid is not None:
+            try:
+                descendants.kill_descendants(pid, stop_root=True)
+            except Exception:  # psutil trouble must not stop the kill itself
+                log.exception("wayout: could not list the descendants of child %d",
+                              self.child_id)
+            descendants.kill_group(pid)
         try:
             if self._pidfd is not None:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)

@@ -281,3 +281,51 @@ def log_wide(times: int) -> int:
     thread.start()
     thread.join()
     return os.getpid()
+
+
+#: A process that ignores SIGTERM and sleeps; it prints its pid first.
+_STUBBORN = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "print(os.getpid(), flush=True); time.sleep(3600)")
+#: Starts a stubborn process in a session of its own, prints its pid, exits: a daemon.
+_DOUBLE_FORK = (
+    "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', sys.argv[1]], "
+    "start_new_session=True, stdout=subprocess.PIPE, text=True); "
+    "print(p.stdout.readline().strip(), flush=True)")
+
+
+def start_descendants(pids_fifo: str, then: str = "return", megabytes: int = 0) -> list[int]:
+    """Start three grandchildren that would outlive a plain kill of this child.
+
+    One in the child's process group that ignores SIGTERM; one that left the
+    group (``setsid``) and ignores SIGTERM; one daemonised (its parent exited,
+    so it is reparented, and it is in a session of its own). Writes their pids
+    to ``pids_fifo``, one line, then: returns them (``return``), blocks the
+    cancel signal and sleeps (``ignore_cancel``), holds ``megabytes`` of memory
+    (``hold_memory``), or stops this process (``stop``, so it answers no ping).
+    """
+    import subprocess
+
+    def start(code: list[str], **kwargs: Any) -> int:
+        proc = subprocess.Popen([sys.executable, "-c", *code], stdout=subprocess.PIPE,
+                                text=True, **kwargs)
+        assert proc.stdout is not None
+        pid = int(proc.stdout.readline())
+        proc.stdout.close()
+        return pid
+
+    pids = [start([_STUBBORN]), start([_STUBBORN], start_new_session=True)]
+    daemon_parent = subprocess.Popen([sys.executable, "-c", _DOUBLE_FORK, _STUBBORN],
+                                     stdout=subprocess.PIPE, text=True)
+    out, _ = daemon_parent.communicate()
+    pids.append(int(out))  # its parent has exited: it is an orphan now
+    if then == "ignore_cancel":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {child.CANCEL_SIGNAL})
+    with open(pids_fifo, "w") as fifo:
+        fifo.write(" ".join(map(str, pids)) + "\n")
+    if then == "ignore_cancel":
+        time.sleep(3600)
+    elif then == "hold_memory":
+        hold_memory(megabytes, 3600)
+    elif then == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return pids
