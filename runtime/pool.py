@@ -46,6 +46,7 @@ import itertools
 import logging
 import multiprocessing
 import pickle
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -60,7 +61,7 @@ from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
 from runtime import child, child_logs, protocol
 from runtime.clock import Clock, MonotonicClock, TimerHandle
 from runtime.errors import InvalidJob
-from runtime.process import ChildProcess, warm_forkserver
+from runtime.process import ChildProcess, kill_forkserver, warm_forkserver
 
 log = logging.getLogger("wayout")
 
@@ -216,9 +217,10 @@ class Pool:
     All methods must be called from the event loop's thread. Under spawn and
     forkserver, children import the module that defines ``fn`` (and under
     spawn the main module too): as with any ``multiprocessing`` code, guard a
-    script's entry with ``if __name__ == "__main__":``. Starting the first
-    forkserver child starts multiprocessing's forkserver, which briefly
-    blocks the loop (once per process).
+    script's entry with ``if __name__ == "__main__":``. Under forkserver,
+    processes are started on a thread of the pool's (the forkserver may not
+    answer); a forkserver that starts no child within ``spawn_timeout`` is
+    killed, with its children, and a new one starts.
 
     ``clock`` replaces the monotonic clock (tests use ``ManualClock``).
     ``child_main`` replaces the child's entry point (fault injection in tests).
@@ -254,6 +256,10 @@ class Pool:
         self._children: dict[int, ChildProcess] = {}
         # Children the core spawned in this driver step, started at its end.
         self._to_start: list[int] = []
+        # Forkserver children handed to the spawner thread, not started yet.
+        self._starting: dict[int, _Start] = {}
+        self._spawner: _Spawner | None = None
+        self._finished = False
         self._abandoned: list[ChildProcess] = []
         self._handles: dict[int, JobHandle] = {}
         self._payloads: dict[int, bytes] = {}
@@ -643,9 +649,16 @@ class Pool:
             proc.abandon()
         self._children.clear()
         self._to_start.clear()  # decided, never started: no process to end
+        for start in self._starting.values():
+            start.cancelled = True  # a start that still ends kills its process (_started)
+        self._starting.clear()
+        if self._spawner is not None:
+            self._spawner.stop()
+            self._spawner = None
         self._abandoned.clear()
         self._payloads.clear()
         self._closed = True
+        self._finished = True
         for predicate, future in self._waiters:
             if not future.done():
                 if predicate():
@@ -711,6 +724,14 @@ class Pool:
             self._start_child(child_id)
 
     def _start_child(self, child_id: int) -> None:
+        """Start one child's process and report Spawned, or ChildExited(code=None).
+
+        Under fork and spawn, on the loop's thread: a fork (and exec), which
+        waits for no other process. Under forkserver, on the pool's spawner
+        thread: the forkserver's handshake waits for the forkserver, which may
+        not answer (stopped, wedged); the loop keeps running, spawn_timeout
+        fires, and the kill it brings kills the forkserver (``_do_kill``).
+        """
         proc = ChildProcess(
             child_id,
             start_method=self._config.start_method,
@@ -721,14 +742,48 @@ class Pool:
             on_exit=self._on_child_exit,
         )
         try:
-            pid = proc.start()
+            if self._config.start_method != "forkserver":
+                pid = proc.start()
+            else:
+                proc.prepare()
+                start = _Start(child_id, proc)
+                if self._spawner is None:
+                    assert self._loop is not None
+                    self._spawner = _Spawner(self._loop, self._started)
+                self._starting[child_id] = start
+                self._spawner.submit(start)
+                return
         except Exception as exc:
-            log.error("could not start child %d: %s: %s", child_id, type(exc).__name__, exc,
-                      extra={"child_id": child_id})
-            self._post(ev.ChildExited, child=child_id, code=None)
+            self._start_failed(child_id, exc)
             return
         self._children[child_id] = proc
         self._post(ev.Spawned, child=child_id, pid=pid)
+
+    def _start_failed(self, child_id: int, exc: BaseException) -> None:
+        log.error("could not start child %d: %s: %s", child_id, type(exc).__name__, exc,
+                  extra={"child_id": child_id})
+        self._post(ev.ChildExited, child=child_id, code=None)
+
+    def _started(self, start: _Start, error: BaseException | None) -> None:
+        """On the loop: the spawner thread is done with ``start``."""
+        proc = start.proc
+        if self._finished:
+            if error is None:
+                proc.kill_unattached()  # its pool is gone: nobody would watch it
+            return
+        self._starting.pop(start.child_id, None)
+        if error is not None:
+            if start.cancelled:  # killed before or while it started: as the core asked
+                log.debug("child %d not started: %s", start.child_id, error)
+                self._post(ev.ChildExited, child=start.child_id, code=None)
+            else:
+                self._start_failed(start.child_id, error)
+            return
+        pid = proc.attach()
+        self._children[start.child_id] = proc
+        self._post(ev.Spawned, child=start.child_id, pid=pid)
+        if start.cancelled:
+            proc.kill()  # the core killed it while it started: its exit reports it
 
     def _do_init(self, command: ev.SendInit) -> None:
         proc = self._children.get(command.child)
@@ -762,6 +817,15 @@ class Pool:
             # process never existed, and the core learns so at once.
             self._to_start.remove(command.child)
             self._post(ev.ChildExited, child=command.child, code=None)
+            return
+        start = self._starting.get(command.child)
+        if start is not None:
+            start.cancelled = True  # not started yet: it will not be; started: killed then
+            if start.launching and command.cause == "spawn_timeout":
+                # Its handshake with the forkserver did not end within spawn_timeout:
+                # the forkserver does not answer. Killing it ends the handshake.
+                kill_forkserver(f"child {command.child} was not started within "
+                                f"spawn_timeout={self._config.spawn_timeout:g}s")
             return
         proc = self._children.get(command.child)
         if proc is not None:
@@ -808,6 +872,12 @@ class Pool:
         if command.kind == "pool" and command.dest == "closed":
             self._closed = True
         elif command.kind == "child" and command.dest == "abandoned":
+            start = self._starting.get(command.ident)
+            if start is not None and start.launching:
+                # Killed (the pool closing) and still in the forkserver's handshake
+                # kill_timeout later: the forkserver does not answer.
+                kill_forkserver(f"child {command.ident} was still being started "
+                                f"kill_timeout={self._config.kill_timeout:g}s after its kill")
             proc = self._children.pop(command.ident, None)
             if proc is not None:
                 # Not reaped after SIGKILL (uninterruptible sleep): keep watching it
@@ -836,6 +906,63 @@ class Pool:
                 f"max_message_bytes={limit}; pass less data (or a path to it) or raise the limit"
             )
         return payload
+
+
+class _Start:
+    """One forkserver child handed to the spawner thread."""
+
+    __slots__ = ("cancelled", "child_id", "launching", "proc")
+
+    def __init__(self, child_id: int, proc: ChildProcess) -> None:
+        self.child_id = child_id
+        self.proc = proc
+        #: the core killed it (or the pool ended) before it was started
+        self.cancelled = False
+        #: the spawner thread is in its handshake with the forkserver
+        self.launching = False
+
+
+class _Spawner:
+    """A daemon thread that starts forkserver children, one at a time, off the loop.
+
+    A daemon thread, not the loop's executor: a start stuck in a forkserver
+    that does not answer must not hold up the program's exit. Each start is
+    reported back on the loop (``on_done``); a start that ends after the
+    loop closed kills its process itself.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_done: Callable[[_Start, BaseException | None], None]) -> None:
+        self._loop = loop
+        self._on_done = on_done
+        self._queue: queue.SimpleQueue[_Start | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="wayout-spawner", daemon=True).start()
+
+    def submit(self, start: _Start) -> None:
+        self._queue.put(start)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def _run(self) -> None:
+        while (start := self._queue.get()) is not None:
+            error: BaseException | None
+            if start.cancelled:
+                start.proc.discard()
+                error = WayoutError(f"child {start.child_id} was killed before it started")
+            else:
+                start.launching = True
+                try:
+                    start.proc.launch()
+                    error = None
+                except BaseException as exc:  # reported on the loop
+                    error = exc
+                start.launching = False
+            try:
+                self._loop.call_soon_threadsafe(self._on_done, start, error)
+            except RuntimeError:  # the loop is closed: nobody watches this process
+                if error is None:
+                    start.proc.kill_unattached()
 
 
 def _pickle_initializer(config: PoolConfig) -> bytes | None:

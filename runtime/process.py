@@ -35,6 +35,7 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.context import BaseContext
@@ -69,6 +70,49 @@ _MAIN_ENV = "WAYOUT_FORKSERVER_MAIN"
 MAIN_IMPORT_BOUND_S = 10.0
 
 
+#: One forkserver start at a time (pools share the forkserver, and MAIN_ENV).
+_ensure_lock = threading.Lock()
+
+
+def _forkserver_dead(pid: int) -> bool:
+    """Whether our forkserver ``pid`` exited (without reaping it: multiprocessing does)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def kill_forkserver(reason: str) -> int | None:
+    """SIGKILL the forkserver that does not answer; the next start starts a new one.
+
+    Every start blocked in its handshake then fails at once (its pipes reach
+    EOF), and every child of the forkserver dies with it (``PR_SET_PDEATHSIG``).
+    Returns its pid, or None if none runs. Never blocks: no lock is taken, and
+    the pid cannot be reused meanwhile (the forkserver is our child, reaped
+    only by multiprocessing's next ``ensure_running``; the pidfd holds it).
+    """
+    server = multiprocessing.forkserver._forkserver
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    try:
+        if getattr(server, "_forkserver_pid", None) != pid:
+            return None  # replaced meanwhile
+        log.warning("wayout: killing the forkserver (pid %d): %s; the next start starts "
+                    "a new one", pid, reason)
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+    finally:
+        os.close(pidfd)
+    return pid
+
+
 def ensure_forkserver() -> None:
     """Start multiprocessing's forkserver, if it is not running, deaf to SIGINT and SIGTERM.
 
@@ -88,18 +132,21 @@ def ensure_forkserver() -> None:
     preload = list(getattr(server, "_preload_modules", ["__main__"]))
     if _PRELOAD not in preload:
         multiprocessing.forkserver.set_forkserver_preload([*preload, _PRELOAD])
-    # The main module, for runtime.forkserver_preload to import once (see
-    # there); only when a forkserver is about to start, not at every spawn.
-    starting = getattr(server, "_forkserver_pid", None) is None
-    main = _main_module() if starting and "__main__" in preload else None
-    if main is not None:
-        os.environ[_MAIN_ENV] = main
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
-    try:
-        multiprocessing.forkserver.ensure_running()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        os.environ.pop(_MAIN_ENV, None)
+    with _ensure_lock:
+        # The main module, for runtime.forkserver_preload to import once (see
+        # there); only when a forkserver is about to start, not at every spawn:
+        # the first, or a replacement of one that died or was killed.
+        pid = getattr(server, "_forkserver_pid", None)
+        starting = pid is None or _forkserver_dead(pid)
+        main = _main_module() if starting and "__main__" in preload else None
+        if main is not None:
+            os.environ[_MAIN_ENV] = main
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GROUP_SIGNALS)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            os.environ.pop(_MAIN_ENV, None)
 
 
 def warm_forkserver() -> None:
@@ -177,18 +224,28 @@ class ChildProcess:
         self._watching_death = False
         self._reaped = False
         self._released = False
+        self._child_sock: socket.socket | None = None
 
     # --- start ---------------------------------------------------------------------
 
     def start(self) -> int:
-        """Start the process and watch it; return its pid. Raises if it could not start."""
+        """Start the process and watch it; return its pid. Raises if it could not start.
+
+        ``prepare``, ``launch`` and ``attach`` in one go, on the loop's thread.
+        """
+        self.prepare()
+        self.launch()
+        return self.attach()
+
+    def prepare(self) -> None:
+        """On the loop's thread: the control socket and the process object."""
         self._loop = asyncio.get_running_loop()
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             inherited: tuple[int, ...] = ()
             if self._start_method == "fork":
                 inherited = (parent_sock.fileno(), *sorted(_PARENT_FDS))
-            process = self._context.Process(  # type: ignore[attr-defined]
+            self._process = self._context.Process(  # type: ignore[attr-defined]
                 target=self._target,
                 args=(child_sock, self.child_id, self._max, inherited),
                 name=f"wayout-child-{self.child_id}",
@@ -196,19 +253,64 @@ class ChildProcess:
                 # and user jobs may need to.
                 daemon=False,
             )
-            if self._start_method == "forkserver":
-                ensure_forkserver()
-            process.start()
         except BaseException:
             parent_sock.close()
             child_sock.close()
             raise
-        child_sock.close()
-        self._process = process
+        self._sock = parent_sock
+        self._child_sock = child_sock
+
+    def launch(self) -> None:
+        """Start the process: a fork, or a round trip to the forkserver.
+
+        Any thread may call it (a forkserver pool calls it on its spawner
+        thread: a forkserver that does not answer blocks here). Raises if the
+        process could not be started, with every descriptor closed.
+        """
+        child_sock, self._child_sock = self._child_sock, None
+        assert child_sock is not None
+        try:
+            if self._start_method == "forkserver":
+                ensure_forkserver()
+            self._process.start()
+        except BaseException:
+            self.discard()
+            raise
+        finally:
+            child_sock.close()
+
+    def discard(self) -> None:
+        """Forget a process that was never started: close the control socket."""
+        if self._child_sock is not None:
+            self._child_sock.close()
+            self._child_sock = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._process = None
+
+    def kill_unattached(self) -> None:
+        """SIGKILL a started process nobody will watch (its pool is gone); close our end."""
+        process = self._process
+        if process is not None and process.pid is not None:
+            descendants.kill_descendants(process.pid, stop_root=True)
+            descendants.kill_group(process.pid)
+            try:
+                process.kill()
+            except (ProcessLookupError, OSError):
+                pass
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def attach(self) -> int:
+        """On the loop's thread, once started: watch the socket and the death; return the pid."""
+        process = self._process
+        parent_sock = self._sock
+        assert process is not None and parent_sock is not None
         self.pid = process.pid
         assert self.pid is not None
         parent_sock.setblocking(False)
-        self._sock = parent_sock
         _PARENT_FDS.add(parent_sock.fileno())
         try:
             self._pidfd = os.pidfd_open(self.pid)

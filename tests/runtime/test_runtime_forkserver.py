@@ -232,3 +232,60 @@ def test_the_event_loop_runs_while_the_forkserver_imports_the_main_script(
            "GO_FIFO": str(fifos["go"]), "DONE_FILE": str(tmp_path / "done")}
     done = run_script(tmp_path / "slow_import.py", SLOW_IMPORT_SCRIPT, env=env)
     assert done.stdout.split() == ["42", "done"]
+
+
+STOPPED_FORKSERVER_SCRIPT = textwrap.dedent("""
+    import asyncio, os, signal
+
+    with open(os.environ["IMPORTS_LOG"], "a") as log:
+        log.write(f"{__name__} {os.getpid()} {os.getppid()}\\n")
+
+    def stop_forkserver():
+        os.kill(os.getppid(), signal.SIGSTOP)  # a job stops its parent: the forkserver
+        return os.getppid()
+
+    def double(x):
+        return 2 * x
+
+    async def main():
+        import multiprocessing.forkserver as fs
+        from runtime import Pool, PoolConfig
+
+        # One job per child: the stopped forkserver's child is replaced at once.
+        config = PoolConfig(num_idle=1, max_children=2, start_method="forkserver",
+                            max_jobs_per_child=1, spawn_timeout=1.0, close_timeout=0.5,
+                            kill_timeout=2.0, backoff_initial=0.1, backoff_max=0.5)
+        async with Pool(config) as pool:
+            stopped = await pool.run(stop_forkserver)
+            print("stopped", stopped == fs._forkserver._forkserver_pid)
+            print(await asyncio.wait_for(pool.run(double, 21), 30))
+            print("replaced", fs._forkserver._forkserver_pid not in (None, stopped))
+            print("spawn timeouts", any(t.source == "spawned" and t.event == "timeout"
+                                        for t in pool.transitions() if t.kind == "child"))
+
+    if __name__ == "__main__":
+        asyncio.run(main())
+""")
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_forkserver_is_killed_at_spawn_timeout_and_replaced_with_the_main_preloaded(
+        tmp_path: Path) -> None:
+    # A job SIGSTOPs the forkserver; the next start waits in its handshake
+    # forever. It must not wait on the event loop: spawn_timeout fires, the
+    # forkserver is killed, a new one starts, imports the main script once
+    # again (no child imports it), and the job queued meanwhile runs.
+    imports = tmp_path / "imports.log"
+    done = run_script(tmp_path / "stopped_forkserver.py", STOPPED_FORKSERVER_SCRIPT,
+                      env={**os.environ, "IMPORTS_LOG": str(imports)})
+    assert done.stdout.splitlines() == ["stopped True", "42", "replaced True",
+                                        "spawn timeouts True"]
+    assert "killing the forkserver" in done.stderr
+    lines = [line.split() for line in imports.read_text(encoding="utf-8").splitlines()]
+    (script_pid,) = [pid for name, pid, _ in lines if name == "__main__"]
+    forkservers = [pid for name, pid, parent in lines if name == "__mp_main__"]
+    # Two forkservers (the stopped one and its replacement), each the script's
+    # child; no other process imported the script.
+    assert len(forkservers) == 2 and len(set(forkservers)) == 2, lines
+    assert all(parent == script_pid for name, _, parent in lines if name == "__mp_main__")
+    assert len(lines) == 3
