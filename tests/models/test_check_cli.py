@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,20 @@ def test_a_passing_model_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["check", "--model", "z1-fixed-agents-js-1768", "--out", str(tmp_path)]) == 0
     assert "verified" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_json_says_what_the_exit_status_decided(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    args = ["check", "--model", "z1-agents-js-1748", "--summary", "--out", str(tmp_path),
+            "--json", str(out)]
+    assert main(args) == 1
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["ok"] is False
+    (model,) = data["models"]
+    assert model["model"] == "z1-agents-js-1748"
+    assert model["as_expected"] is True  # a zoo design caught, as it must be
+    (violation,) = [v for v in model["violations"] if v["property"] == "way_out"]
+    assert "child dies while warming (OOM)" in violation["trace"]
 
 
 def test_wayout_with_small_bounds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

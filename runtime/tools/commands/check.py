@@ -63,6 +63,9 @@ def register(subparsers: Any) -> None:
                         help="print the summary table only, no traces")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where counterexample-<model>.svg go (default: diagrams/)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write the results to FILE as JSON (for scripts; "
+                        "wayout mutants reads it)")
     parser.add_argument("--bench", action="store_true",
                         help="measure instead of check: states/s of each model on one core, "
                         "time to catch each zoo bug, wall time of the full check")
@@ -107,7 +110,37 @@ def run(args: argparse.Namespace) -> int:
         verdict = ("every result as expected: wayout's design verified, every zoo design "
                    "caught" if ok else "NOT every result is as expected")
         console.print(f"[bold {'green' if ok else 'red'}]{verdict}[/]")
+    if args.json is not None:
+        write_json(args.json, results, ok)
     return 0 if ok else 1
+
+
+def write_json(path: Path, results: Sequence[Result], ok: bool) -> None:
+    """The verdict and each model's result, as data: what the exit status
+    decided, and for each violation its property, message and trace."""
+    import json
+
+    data = {
+        "ok": ok,
+        "models": [
+            {
+                "model": r.design,
+                "expected": r.expected,
+                "as_expected": r.as_expected,
+                "complete": r.stats.complete,
+                "states": r.stats.states,
+                "transitions": r.stats.transitions,
+                "seconds": r.stats.seconds,
+                "checked": list(r.checked),
+                "violations": [
+                    {"property": v.property, "message": v.message, "trace": v.trace.labels}
+                    for v in r.violations
+                ],
+            }
+            for r in results
+        ],
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------
