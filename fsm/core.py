@@ -22,14 +22,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
-from fsm import errors
+from fsm import codec, errors
 from fsm import events as ev
+from fsm.codec import ChildRecord, JobRecord, PoolRecord
 from fsm.config import PoolConfig, job_timeout
 from fsm.errors import WayoutError
 from fsm.lifecycles import CHILD, JOB, POOL
 from fsm.machine import Lifecycle, lifecycle
+
+# The records are fsm.codec's (declared there with their codec roles); the
+# core re-exports them, its API.
+__all__ = ["ChildRecord", "CoreStatus", "JobRecord", "PoolRecord", "SupervisorCore"]
 
 _CHILD: Lifecycle = lifecycle(CHILD)
 _JOB: Lifecycle = lifecycle(JOB)
@@ -63,64 +68,6 @@ _KEEPS_WARM = POOL.sources("back_off")
 _UNSTARTED = JOB.sources("requeue")
 
 
-@dataclass(slots=True)
-class ChildRecord:
-    """One child process as the core knows it."""
-
-    kind: ClassVar[ev.RecordKind] = "child"
-    ident: int
-    state: str = CHILD.initial
-    deadline: float | None = None
-    pid: int | None = None
-    job: int | None = None
-    jobs_done: int = 0
-    # Why the child is ending, once the supervisor knows or decided it.
-    reason: str = ""
-    # Its end was counted as a failure, or excused because we asked for it;
-    # an exit that is neither is an unexpected death and counts as a failure.
-    settled: bool = False
-    mem_warned: bool = False
-
-    def key(self, now: float, canonical: bool, recycle_at: int | None) -> tuple[Hashable, ...]:
-        jobs_done = self.jobs_done
-        if canonical:
-            # Only "has it reached max_jobs_per_child" matters to the future.
-            jobs_done = 0 if recycle_at is None else min(jobs_done, recycle_at)
-        return (
-            self.state,
-            _rel(self.deadline, now),
-            (self.pid is not None) if canonical else self.pid,
-            self.job,
-            jobs_done,
-            self.reason,
-            self.settled,
-            self.mem_warned,
-        )
-
-
-@dataclass(slots=True)
-class JobRecord:
-    """One non-final job. Final jobs are settled and forgotten."""
-
-    kind: ClassVar[ev.RecordKind] = "job"
-    ident: int
-    timeout: float
-    submitted: float
-    state: str = JOB.initial
-    deadline: float | None = None
-    child: int | None = None
-    # "cancel" or "timeout" once the job is being cancelled: says which error it gets.
-    cause: str = ""
-
-
-@dataclass(slots=True)
-class PoolRecord:
-    kind: ClassVar[ev.RecordKind] = "pool"
-    ident: int = 0
-    state: str = POOL.initial
-    deadline: float | None = None
-
-
 @dataclass(frozen=True)
 class CoreStatus:
     """A summary of the pool, for users, metrics and the checker."""
@@ -135,14 +82,6 @@ class CoreStatus:
     restart_budget: int
     backoff_level: int
     next_deadline: float | None
-
-
-def _rel(t: float | None, now: float) -> float | None:
-    return None if t is None else t - now
-
-
-def _abs(t: float | None, now: float) -> float | None:
-    return None if t is None else t + now
 
 
 @dataclass
@@ -854,101 +793,24 @@ class SupervisorCore:
             next_deadline=self.next_deadline(),
         )
 
-    def snapshot(self, canonical: bool = False) -> Hashable:
-        """A hashable value that, with the config, determines all future behaviour.
+    # The state as data: fsm.codec writes it, from the records' declared fields.
 
-        Times are relative to ``now``: the core only ever compares times, so two
-        states that differ by a shift in time behave alike. With ``canonical``,
-        children are renumbered in an order that ignores their ids (symmetry
-        reduction for the model checker): states equal up to child naming are
-        then equal.
-        """
-        now = self.now
-        recycle_at = self.config.max_jobs_per_child
-        keys = {cid: c.key(now, canonical, recycle_at) for cid, c in self.children.items()}
-        order = list(keys)
-        rename = {cid: cid for cid in order}
-        if canonical:
-            order.sort(key=lambda cid: repr(keys[cid]))
-            rename = {cid: i for i, cid in enumerate(order)}
-        children = tuple((rename[cid], *keys[cid]) for cid in order)
-        jobs = tuple(
-            (j.ident, j.state, _rel(j.deadline, now), None if j.child is None else rename[j.child],
-             j.timeout, _rel(j.submitted, now), j.cause)
-            for j in self.jobs.values()
-        )
-        return (
-            self.pool.state,
-            _rel(self.pool.deadline, now),
-            _rel(self.heartbeat_at, now),
-            tuple(t - now for t in self.failures),
-            self.spawn_proven,
-            # Only text (it names a child); dropped when naming must not matter.
-            "" if canonical else self.last_failure,
-            self.backoff_level,
-            self.reported,
-            children,
-            jobs,
-            tuple(self.queue),
-            None if canonical else self.next_child,
-        )
+    def snapshot(self, canonical: bool = False) -> Hashable:
+        """A hashable value that, with the config, determines all future behaviour
+        (``fsm.codec.snapshot``: times relative to ``now``; ``canonical``
+        renames children so that states equal up to child naming are equal)."""
+        return codec.snapshot(self, canonical)
 
     @classmethod
     def restore(
         cls, config: PoolConfig, snapshot: Hashable, now: float = 0.0, *, compiled: bool = True
     ) -> SupervisorCore:
         """The core that ``snapshot`` describes, at time ``now``."""
-        (pool_state, pool_deadline, heartbeat, failures, spawn_proven, last_failure,
-         backoff_level, reported, children, jobs, queue, next_child,
-         ) = cast(tuple[Any, ...], snapshot)
-        core = cls(config=config, now=now, compiled=compiled,
-                   pool=PoolRecord(state=pool_state, deadline=_abs(pool_deadline, now)))
-        core.heartbeat_at = _abs(heartbeat, now)
-        core.failures = [t + now for t in failures]
-        core.spawn_proven = spawn_proven
-        core.last_failure = last_failure
-        core.backoff_level = backoff_level
-        core.reported = reported
-        for (ident, state, deadline, pid, job, jobs_done, reason, settled, mem_warned) in children:
-            core.children[ident] = ChildRecord(
-                ident=ident, state=state, deadline=_abs(deadline, now),
-                pid=(ident if pid is True else None if pid is False else pid),
-                job=job, jobs_done=jobs_done, reason=reason, settled=settled,
-                mem_warned=mem_warned,
-            )
-        for (ident, state, deadline, child, timeout, submitted, cause) in jobs:
-            core.jobs[ident] = JobRecord(
-                ident=ident, timeout=timeout, submitted=submitted + now, state=state,
-                deadline=_abs(deadline, now), child=child, cause=cause,
-            )
-        core.queue = list(queue)
-        core.next_child = next_child if next_child is not None else (
-            max(core.children, default=-1) + 1
-        )
-        return core
+        return codec.restore(cls, config, snapshot, now, compiled)
 
     def clone(self) -> SupervisorCore:
         """An independent copy (cheaper than a snapshot round trip)."""
-        copy = SupervisorCore(config=self.config, now=self.now, compiled=self.compiled,
-                              pool=PoolRecord(state=self.pool.state, deadline=self.pool.deadline))
-        copy.children = {
-            k: ChildRecord(c.ident, c.state, c.deadline, c.pid, c.job, c.jobs_done, c.reason,
-                           c.settled, c.mem_warned)
-            for k, c in self.children.items()
-        }
-        copy.jobs = {
-            k: JobRecord(j.ident, j.timeout, j.submitted, j.state, j.deadline, j.child, j.cause)
-            for k, j in self.jobs.items()
-        }
-        copy.queue = list(self.queue)
-        copy.next_child = self.next_child
-        copy.failures = list(self.failures)
-        copy.spawn_proven = self.spawn_proven
-        copy.last_failure = self.last_failure
-        copy.backoff_level = self.backoff_level
-        copy.heartbeat_at = self.heartbeat_at
-        copy.reported = self.reported
-        return copy
+        return codec.clone(self)
 
 
 _HANDLERS: dict[type[ev.Event], Callable[[SupervisorCore, Any], None]] = {

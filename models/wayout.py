@@ -30,13 +30,13 @@ children and jobs renamed: symmetry reduction) of the core and those facts.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, cast
 
 from fsm import errors
 from fsm import events as ev
+from fsm.codec import child_signer, job_signer
 from fsm.config import PoolConfig
 from fsm.core import SupervisorCore
 from fsm.lifecycles import CHILD, JOB, POOL
@@ -46,10 +46,6 @@ from models.design import Design, Goal, Step
 CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
 #: With ``memory=True``: the pool's limit, and what an offending child reports.
 MEMORY_LIMIT_MB, MEMORY_OVER_LIMIT_MB = 100.0, 150.0
-
-#: Job states in or from which a job may go back to the queue, read off the job
-#: lifecycle: there its submission time still matters (the queue budget).
-_MAY_REQUEUE = frozenset({JOB.initial} | {e.source for e in JOB.edges if e.dest == JOB.initial})
 
 #: What the user may call, read off the pool lifecycle: drain and close where they lead somewhere.
 _DRAINABLE = POOL.sources("drain")
@@ -224,19 +220,17 @@ class WayoutDesign(Design[World]):
         queue = core.queue
         jobs = core.jobs
         nfacts = len(facts)
-        # Missing times become +inf, so that signatures are tuples of
-        # comparable values and sort without a key function (the hot path).
-        inf = _INF
-
+        sign_job, sign_child = _SIGN_JOB, _SIGN_CHILD
+        # Signatures are tuples of comparable values (fsm.codec writes a
+        # missing time as +inf), so they sort without a key function (the hot path).
         def job_sig(jid: int, holder: int) -> tuple[Any, ...]:
+            # The job's own fields as fsm.codec signs them (its submission
+            # time only where it may go back to the queue), then its place.
             j = jobs[jid]
-            state = j.state
             f = facts[jid] if jid < nfacts else None
-            return (
-                state, inf if j.deadline is None else j.deadline - now, j.timeout,
-                # Read again only if the job goes back to the queue.
-                j.submitted - now if state in _MAY_REQUEUE else inf,
-                j.cause, queue.index(jid) if state == "queued" and jid in queue else -1,
+            return sign_job(
+                j, now, recycle,
+                queue.index(jid) if j.state == "queued" and jid in queue else -1,
                 j.child is not None and j.child == holder, j.child is not None,
                 () if f is None else (bool(f.outcome), f.started, f.runs),
             )
@@ -257,11 +251,7 @@ class WayoutDesign(Design[World]):
             owe = owes.get(cid)
             osig: Any = () if owe is None else "held" if owe == job else (
                 job_sig(owe, cid) if owe in jobs else "gone", facts[owe].runs)
-            child_sigs.append((
-                c.state, inf if c.deadline is None else c.deadline - now, c.pid is not None,
-                c.settled, c.mem_warned,
-                0 if recycle is None else min(c.jobs_done, recycle), jsig, cid in dead, osig,
-            ))
+            child_sigs.append(sign_child(c, now, recycle, jsig, cid in dead, osig))
         free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
         settled = sum(1 for jid, f in enumerate(facts) if f.outcome and jid not in jobs)
@@ -597,7 +587,12 @@ class WayoutServing(WayoutDesign):
         super().__init__(children, jobs, restarts, **kwargs)
 
 
-_INF = math.inf
+#: A child's and a job's signature (fsm.codec: their own fields, as the
+#: records declare them), then what the model adds: the job a child holds,
+#: whether its process is dead, the ack it owes; a job's place in the queue
+#: and on its child, and what the user knows of it.
+_SIGN_CHILD = child_signer("held_job", "dead", "owes")
+_SIGN_JOB = job_signer("place", "on_holder", "on_a_child", "facts")
 _TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
 _SUBMIT, _EXITED, _DEADLINE, _ACK = ev.Submit, ev.ChildExited, ev.DeadlineReached, ev.JobAck
 _NEW_JOB = JobFacts()

@@ -36,6 +36,12 @@ FORBIDDEN_MODULES = frozenset(
 )  # fmt: skip
 # Built-ins that do I/O or run code chosen at run time.
 FORBIDDEN_CALLS = frozenset({"open", "print", "input", "breakpoint", "exec", "eval", "__import__"})
+# Exceptions to FORBIDDEN_CALLS, per module, each with its reason.
+ALLOWED_CALLS_IN_MODULE: dict[tuple[str, str], str] = {
+    # Code built only from the records' own field declarations, at import (as
+    # dataclasses builds __init__): the checker's copy and signature run inline.
+    ("fsm/codec.py", "exec"): "generating the record codec from its dataclass fields",
+}
 # Exceptions to FORBIDDEN_MODULES, per package, each with its reason.
 ALLOWED_IN_PACKAGE: dict[tuple[str, str], str] = {
     # The model checker reports how long its search took; no decision reads the clock.
@@ -89,7 +95,8 @@ def violations(rel: str, source: str) -> list[str]:
         and isinstance(node.func, ast.Name)
         and node.func.id in FORBIDDEN_CALLS
     )
-    found += [f"{rel}:{line} calls {name}()" for line, name in calls]
+    found += [f"{rel}:{line} calls {name}()" for line, name in calls
+              if (rel, name) not in ALLOWED_CALLS_IN_MODULE]
     if "graphviz" in {root for _, root in imported_roots(tree)}:
         renders = sorted(
             (node.lineno, node.func.attr)

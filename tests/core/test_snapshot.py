@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from fsm import codec
 from fsm import events as ev
 from fsm.core import CoreStatus, SupervisorCore
 
@@ -183,3 +184,38 @@ def test_clone_is_independent_and_equal() -> None:
         assert copy2.handle(e) == s.core.handle(e)
     assert copy2.snapshot() == s.core.snapshot()
     assert copy.snapshot() != s.core.snapshot()
+
+
+def test_the_codec_names_every_field_of_the_core_as_state_or_not() -> None:
+    # A new SupervisorCore field must be written by fsm.codec, or said to be no state.
+    names = {f.name for f in dataclasses.fields(SupervisorCore)}
+    assert codec.STATE | codec.NOT_STATE == names
+    assert not codec.STATE & codec.NOT_STATE
+
+
+def test_a_new_record_field_is_carried_by_key_decode_copy_and_signature() -> None:
+    # One edit: a field declared on a record, with or without a role, is in all of them.
+    @dataclasses.dataclass(slots=True)
+    class Record:
+        ident: int = dataclasses.field(metadata=codec.IDENT)
+        state: str = "ready"
+        deadline: float | None = dataclasses.field(default=None, metadata=codec.TIME)
+        restarts: int = 0  # the new plain field
+        note: str = dataclasses.field(default="", metadata=codec.TEXT)
+
+    rc = codec.RecordCodec(Record)
+    r = Record(ident=4, state="busy", deadline=3.5, restarts=2, note="why")
+    key = rc.key(r, 1.0, True, None, None)
+    assert key == ("busy", 2.5, 2, "why")
+    assert rc.decode(4, key, 1.0) == r
+    assert eval(rc.copy_source.format(v="r"), {"Record": Record, "r": r}) == r
+    assert rc.signer("extra")(r, 1.0, None, "x") == ("busy", 2.5, 2, "x")
+
+
+def test_an_unknown_codec_role_is_refused() -> None:
+    @dataclasses.dataclass
+    class Record:
+        ident: int = dataclasses.field(metadata={codec.ROLE: "colour"})
+
+    with pytest.raises(TypeError, match="colour"):
+        codec.RecordCodec(Record)
