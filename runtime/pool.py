@@ -19,6 +19,12 @@ What the driver decides without the core, and why it is I/O:
   ``start_timeout`` deadline then runs in full. A forkserver that fails or
   is late changes nothing the core decides (the first spawn meets the same
   problem and reports it per child).
+* Under forkserver, processes are started on a spawner thread (``_Spawner``),
+  and a Kill the core sends for a child still in the forkserver's handshake
+  (at ``spawn_timeout``, or ``kill_timeout`` after a close's kill) kills the
+  forkserver, which ends the handshake; the core then hears ChildExited, as
+  for any start that failed. The deadline is the core's; what a kill of a
+  process that does not exist yet means is the runtime's.
 * When the driver stops before the core closed the pool (the task was
   cancelled, or the core raised), no core is left to decide:
   ``_kill_everything_now`` kills and reaps every child at once and settles

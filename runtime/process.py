@@ -74,8 +74,29 @@ MAIN_IMPORT_BOUND_S = 10.0
 _ensure_lock = threading.Lock()
 
 
+#: Forkservers kill_forkserver killed: the next start waits for their death.
+_killed_forkservers: set[int] = set()
+#: How long a start waits for a killed forkserver to be dead (SIGKILL is prompt).
+_KILLED_DEATH_BOUND_S = 5.0
+
+
 def _forkserver_dead(pid: int) -> bool:
-    """Whether our forkserver ``pid`` exited (without reaping it: multiprocessing does)."""
+    """Whether our forkserver ``pid`` exited (without reaping it: multiprocessing does).
+
+    One we killed is waited for first (off the loop: on the spawner thread):
+    until it is dead, multiprocessing would still use it, and once dead it
+    would start the replacement itself, without the main module to preload.
+    """
+    if pid in _killed_forkservers:
+        _killed_forkservers.discard(pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return True
+        try:
+            select.select([pidfd], [], [], _KILLED_DEATH_BOUND_S)
+        finally:
+            os.close(pidfd)
     try:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
@@ -108,6 +129,7 @@ def kill_forkserver(reason: str) -> int | None:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:
             return None
+        _killed_forkservers.add(pid)
     finally:
         os.close(pidfd)
     return pid
