@@ -67,7 +67,7 @@ from typing import Any
 
 import msgspec
 
-from runtime import child_logs, protocol
+from runtime import child_logs, descendants, protocol
 
 #: Exit codes a child uses when it ends itself (diagnostics; the core does not
 #: interpret exit codes).
@@ -154,26 +154,10 @@ def _hold_descendants() -> None:
                   file=sys.stderr, flush=True)
 
 
-def _has_children() -> bool:
-    """Whether any process is below us (cheaply, without psutil, where /proc says)."""
-    try:
-        tasks = os.listdir("/proc/self/task")
-        for tid in tasks:
-            with open(f"/proc/self/task/{tid}/children", "rb") as f:
-                if f.read().strip():
-                    return True
-    except OSError:
-        return True  # no such file (kernel without CONFIG_PROC_CHILDREN): look closely
-    return False
-
-
 def end_descendants() -> None:
     """SIGKILL every process below this child before it exits (a job's leftovers)."""
     try:
-        if _has_children():
-            from runtime import descendants
-
-            descendants.kill_descendants(os.getpid(), stop_root=False)
+        descendants.kill_descendants(os.getpid(), stop_root=False)
     except Exception as exc:  # never keep a child from exiting
         print(f"wayout child: could not end its descendants: {exc}", file=sys.stderr, flush=True)
 

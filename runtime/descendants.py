@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import TYPE_CHECKING
 
-import psutil  # type: ignore[import-untyped]
+if TYPE_CHECKING:
+    import psutil  # type: ignore[import-untyped]
 
 #: Listings before giving up on a fixpoint (each finds the processes forked
 #: before the previous round's SIGSTOPs landed; two suffice in practice).
@@ -32,6 +34,8 @@ _FREEZE_ROUNDS = 8
 
 
 def _signal(proc: psutil.Process, signum: int) -> None:
+    import psutil
+
     try:
         proc.send_signal(signum)  # psutil checks the pid still names the same process
     except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
@@ -39,6 +43,8 @@ def _signal(proc: psutil.Process, signum: int) -> None:
 
 
 def _below(root: psutil.Process) -> list[psutil.Process]:
+    import psutil
+
     try:
         return [p for p in root.children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -47,6 +53,8 @@ def _below(root: psutil.Process) -> list[psutil.Process]:
 
 def descendants(pid: int) -> list[psutil.Process]:
     """The live (not zombie) processes below ``pid``."""
+    import psutil
+
     try:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
@@ -54,19 +62,46 @@ def descendants(pid: int) -> list[psutil.Process]:
     return _below(root)
 
 
+def has_children(pid: int) -> bool:
+    """Whether ``pid`` has a child, read cheaply from ``/proc`` (True if it cannot say).
+
+    Below a subreaper no child means no descendant at all (every orphan is
+    reparented to it), so most kills need no psutil scan of every process.
+    """
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                if f.read().strip():
+                    return True
+    except FileNotFoundError:
+        # Gone (psutil would find nothing either), or a kernel without
+        # CONFIG_PROC_CHILDREN: then psutil looks.
+        return os.path.exists(f"/proc/{pid}")
+    except OSError:
+        return True
+    return False
+
+
 def kill_descendants(pid: int, *, stop_root: bool) -> int:
     """Freeze, then SIGKILL, every process below ``pid``; return how many.
 
     ``stop_root`` also SIGSTOPs ``pid`` first (the supervisor's kill; the
     child cleaning up after itself cannot stop itself). The root itself is
-    not killed here.
+    not killed here. psutil is imported only when there is a child.
     """
+    if stop_root:
+        try:
+            os.kill(pid, signal.SIGSTOP)  # the caller holds a pidfd: pid is not reused
+        except ProcessLookupError:
+            return 0
+    if not has_children(pid):
+        return 0
+    import psutil
+
     try:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return 0
-    if stop_root:
-        _signal(root, signal.SIGSTOP)
     frozen: dict[int, psutil.Process] = {}
     for _ in range(_FREEZE_ROUNDS):
         new = [p for p in _below(root) if p.pid not in frozen]

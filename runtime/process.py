@@ -479,7 +479,10 @@ class ChildProcess:
         pid = self.pid
         if self._pidfd is not None and pid is not None:
             try:
-                descendants.kill_descendants(pid, stop_root=True)
+                signal.pidfd_send_signal(self._pidfd, signal.SIGSTOP)
+                descendants.kill_descendants(pid, stop_root=False)
+            except ProcessLookupError:
+                pass  # reaped already (under forkserver): its group is still killed
             except Exception:  # psutil trouble must not stop the kill itself
                 log.exception("wayout: could not list the descendants of child %d",
                               self.child_id)
