@@ -55,13 +55,14 @@ _PONGS = CHILD.sources("pong")
 #: Job states in which its child may report the job's end, and its cancellation.
 _MAY_FINISH = JOB.sources("finish")
 _MAY_CANCEL_ACK = JOB.sources("cancelled")
+#: The child states in which a process still runs the job it holds and may
+#: report on it: the world's choice, not the lifecycle's.
+_REPORTS = frozenset({"busy", "stopping"})
 
 #: The invariants' own words, not read from the specs (an invariant read off
 #: the implementation would check nothing): the child states in which a child
 #: may hold a job, and the job states in which a job must be on a child.
 _MAY_HOLD_A_JOB = frozenset({"busy", "stopping", "failed"})
-#: The child states in which a process still runs the job it holds.
-_REPORTS = frozenset({"busy", "stopping"})
 _ON_A_CHILD = frozenset({"dispatched", "unacked", "running"})
 
 #: What a job's outcome is recorded as: the final state, and for failures the error.
@@ -220,9 +221,10 @@ class WayoutDesign(Design[World]):
         queue = core.queue
         jobs = core.jobs
         nfacts = len(facts)
-        sign_job, sign_child = _SIGN_JOB, _SIGN_CHILD
         # Signatures are tuples of comparable values (fsm.codec writes a
         # missing time as +inf), so they sort without a key function (the hot path).
+        sign_job, sign_child = _SIGN_JOB, _SIGN_CHILD
+
         def job_sig(jid: int, holder: int) -> tuple[Any, ...]:
             # The job's own fields as fsm.codec signs them (its submission
             # time only where it may go back to the queue), then its place.
@@ -362,7 +364,7 @@ class WayoutDesign(Design[World]):
         if state in _MAY_FINISH:
             yield ev.JobDone(now=now, child=cid, job=jid, result=None)
             yield ev.JobRaised(now=now, child=cid, job=jid, error_type="ValueError",
-                              message="boom")
+                               message="boom")
             if state in _MAY_CANCEL_ACK:
                 yield ev.CancelAck(now=now, child=cid, job=jid)
 
