@@ -830,14 +830,25 @@ class Pool:
             if start.launching and command.cause == "spawn_timeout":
                 # Its handshake with the forkserver did not end within spawn_timeout:
                 # the forkserver does not answer. Killing it ends the handshake.
-                kill_forkserver(f"child {command.child} was not started within "
-                                f"spawn_timeout={self._config.spawn_timeout:g}s")
+                self._kill_forkserver(f"child {command.child} was not started within "
+                                      f"spawn_timeout={self._config.spawn_timeout:g}s")
             return
         proc = self._children.get(command.child)
         if proc is not None:
             log.debug("killing child %d (pid %s): %s", command.child, proc.pid, command.reason,
                       extra={"child_id": command.child, "pid": proc.pid})
             proc.kill()
+
+    def _kill_forkserver(self, reason: str) -> None:
+        """Kill the forkserver that does not answer, and this pool's children first.
+
+        They would die with it (``PR_SET_PDEATHSIG``), but a death by the
+        kernel's signal leaves what is below them running; our own kill does
+        not. Their exits reach the core as any unexpected exit does.
+        """
+        for proc in list(self._children.values()):
+            proc.kill()
+        kill_forkserver(reason)
 
     def _do_sample_memory(self, command: ev.SampleMemory) -> None:
         for child_id in command.children:
@@ -882,8 +893,9 @@ class Pool:
             if start is not None and start.launching:
                 # Killed (the pool closing) and still in the forkserver's handshake
                 # kill_timeout later: the forkserver does not answer.
-                kill_forkserver(f"child {command.ident} was still being started "
-                                f"kill_timeout={self._config.kill_timeout:g}s after its kill")
+                self._kill_forkserver(f"child {command.ident} was still being started "
+                                      f"kill_timeout={self._config.kill_timeout:g}s after "
+                                      "its kill")
             proc = self._children.pop(command.ident, None)
             if proc is not None:
                 # Not reaped after SIGKILL (uninterruptible sleep): keep watching it

@@ -16,7 +16,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psutil
 import pytest
+from script_support import survivors
 
 
 def run_script(path: Path, text: str, *args: str,
@@ -291,3 +293,73 @@ def test_a_stopped_forkserver_is_killed_at_spawn_timeout_and_replaced_with_the_m
     assert len(forkservers) == 2 and len(set(forkservers)) == 2, lines
     assert all(parent == script_pid for name, _, parent in lines if name == "__mp_main__"), lines
     assert len(lines) == 3
+
+
+KILLED_WITH_FORKSERVER_SCRIPT = textwrap.dedent("""
+    import asyncio, os, signal, subprocess, sys, time
+
+    SLEEPER = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(3600)"
+
+    def start_then_stop_forkserver():
+        # A grandchild in a session of its own, then the forkserver stopped.
+        sleeper = subprocess.Popen([sys.executable, "-c", SLEEPER], start_new_session=True)
+        os.kill(os.getppid(), signal.SIGSTOP)
+        print("grandchild", sleeper.pid, flush=True)
+        with open(os.environ["STOPPED_FIFO"], "wb") as fifo:
+            fifo.write(b"!")
+        time.sleep(3600)
+
+    async def stopped():
+        loop = asyncio.get_running_loop()
+        fd = os.open(os.environ["STOPPED_FIFO"], os.O_RDONLY | os.O_NONBLOCK)
+        readable = asyncio.Event()
+        loop.add_reader(fd, readable.set)
+        await readable.wait()
+        loop.remove_reader(fd)
+        os.close(fd)
+
+    def double(x):
+        return 2 * x
+
+    async def main():
+        from fsm.errors import ChildDied
+        from runtime import Pool, PoolConfig
+
+        # No idle child: the second job's spawn is the first after the stop.
+        config = PoolConfig(num_idle=0, max_children=2, start_method="forkserver",
+                            spawn_timeout=1.0, close_timeout=0.5, kill_timeout=2.0,
+                            backoff_initial=0.1, backoff_max=0.5)
+        async with Pool(config) as pool:
+            waiting = asyncio.create_task(stopped())
+            first = pool.submit(start_then_stop_forkserver)
+            await asyncio.wait_for(waiting, 20)
+            second = pool.submit(double, 21)
+            try:
+                await first
+            except ChildDied as exc:
+                print("first", type(exc).__name__, flush=True)
+            print(await asyncio.wait_for(second, 30), flush=True)
+
+    if __name__ == "__main__":
+        asyncio.run(main())
+""")
+
+
+@pytest.mark.timeout(60)
+def test_the_children_of_a_killed_forkserver_are_killed_with_what_they_started(
+        tmp_path: Path) -> None:
+    # A forkserver that does not answer is killed; its children would die by
+    # PR_SET_PDEATHSIG, leaving their own descendants running. The pool kills
+    # them itself first, descendants included.
+    fifo = tmp_path / "stopped"
+    os.mkfifo(fifo)
+    done = run_script(tmp_path / "killed_with_forkserver.py", KILLED_WITH_FORKSERVER_SCRIPT,
+                      env={**os.environ, "STOPPED_FIFO": str(fifo)})
+    lines = done.stdout.splitlines()
+    assert lines[1:] == ["first ChildDied", "42"], done.stdout
+    grandchild = psutil.Process(int(lines[0].split()[1]))
+    try:
+        assert not survivors([grandchild], 5.0), "the grandchild outlived its child"
+    finally:
+        if not survivors([grandchild], 0):
+            grandchild.kill()
