@@ -368,6 +368,7 @@ class SupervisorCore:
             state="failed", error=errors.JobFailed,
             message=f"job {job.ident} raised {e.error_type}: {e.message}",
             remote_type=e.error_type, remote_message=e.message, remote_traceback=e.traceback,
+            remote_exception=e.exception,
         )))
         self._finish_job(job)
 

@@ -9,6 +9,8 @@ what the user can do about it.
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
+
 
 class WayoutError(Exception):
     """Base class of every error raised by wayout."""
@@ -58,35 +60,60 @@ class NoCapacity(JobError):
     """No ready child could take the job before its queue deadline."""
 
 
-class JobTimeout(JobError):
-    """The job ran past its own timeout and was cancelled (its child killed if needed)."""
+class JobTimeout(JobError, TimeoutError):
+    """The job ran past its own timeout and was cancelled (its child killed if needed).
+
+    Also a ``TimeoutError``, as a timed-out future's is in ``concurrent.futures``.
+    """
 
 
 class JobCancelled(JobError):
     """The job was cancelled by its caller."""
 
 
-class ChildDied(JobError):
-    """The child running the job died (or was killed) after it had started the job."""
+class ChildDied(JobError, BrokenProcessPool):
+    """The child running the job died (or was killed) after it had started the job.
+
+    Also a ``concurrent.futures.process.BrokenProcessPool``, which is what
+    ``ProcessPoolExecutor`` raises for a worker that died; unlike it, only this
+    job failed: the pool replaces the child and goes on.
+    """
 
 
 class JobFailed(JobError):
-    """The job's function raised in the child; the remote error is attached as text."""
+    """The job's function raised in the child.
+
+    What ``await`` raises is the job's own exception, unpickled, as an instance
+    of a class derived from both its type and ``JobFailed`` (so both ``except
+    ValueError`` and ``except JobFailed`` match), with its ``args`` intact and
+    the child's traceback as its ``__cause__`` (``runtime.errors.RemoteTraceback``).
+    A plain ``JobFailed`` carries the text only: when the exception could not
+    be pickled in the child or unpickled here, or is no ``Exception`` (a job's
+    ``SystemExit`` or ``KeyboardInterrupt`` must not end the caller).
+    ``remote_type``, ``remote_message`` and ``remote_traceback`` are always set.
+    """
 
     def __init__(
         self,
-        message: str,
-        *,
+        *args: object,
         job_id: int | None = None,
         remote_type: str = "",
         remote_message: str = "",
         remote_traceback: str = "",
     ) -> None:
+        # Any positional arguments, and straight to Exception's: in a class
+        # derived from a user's exception and this one, the user's __init__
+        # calls super().__init__(*its_args) and lands here.
+        self.job_id = job_id
         self.remote_type = remote_type
         self.remote_message = remote_message
         self.remote_traceback = remote_traceback
-        super().__init__(message, job_id=job_id)
+        Exception.__init__(self, *args)
 
 
-class PoolClosed(JobError):
-    """The pool is draining or closed: the job was refused or could not finish."""
+class PoolClosed(JobError, RuntimeError):
+    """The pool is draining or closed: the job was refused or could not finish.
+
+    Also a ``RuntimeError``, which is what ``concurrent.futures`` raises for a
+    job submitted after ``shutdown()``.
+    """

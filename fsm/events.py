@@ -132,6 +132,8 @@ class JobRaised(Event):
     error_type: str = ""
     message: str = ""
     traceback: str = ""
+    #: the pickled exception (opaque to the core), b"" when it could not be pickled
+    exception: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,8 @@ class Outcome:
     remote_type: str = ""
     remote_message: str = ""
     remote_traceback: str = ""
+    #: the job's own exception, pickled in the child (b"" if it could not be)
+    remote_exception: bytes = b""
 
 
 @dataclass(frozen=True)

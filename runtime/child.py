@@ -269,6 +269,22 @@ def _leave_it_to_the_parent(signum: int, frame: FrameType | None) -> None:
     """SIGINT and SIGTERM in a child: its parent stops it (and logging here could deadlock)."""
 
 
+def _safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when its ``__str__`` raises."""
+    try:
+        return str(exc)
+    except BaseException:
+        return f"<{type(exc).__qualname__}: str() failed>"
+
+
+def _format(exc: BaseException) -> str:
+    """The traceback of ``exc`` as text (``traceback`` survives a raising ``__str__``)."""
+    try:
+        return "".join(traceback.format_exception(exc))
+    except BaseException:
+        return f"<traceback of {type(exc).__qualname__} could not be formatted>"
+
+
 def _type_name(exc: BaseException) -> str:
     cls = type(exc)
     if cls.__module__ == "builtins":
@@ -375,8 +391,7 @@ class _Child:
                     loop = self._event_loop()
                     loop.run_until_complete(asyncio.ensure_future(result, loop=loop))
         except BaseException as exc:  # SystemExit too: it is the initializer's failure
-            text = "".join(traceback.format_exception(exc))
-            reason = self._clip(f"{_type_name(exc)}: {exc}\n{text}")
+            reason = self._clip(f"{_type_name(exc)}: {_safe_str(exc)}\n{_format(exc)}")
             self._send(protocol.InitError(reason))
             # Stay until the parent kills or stops us: exiting now could let the
             # exit overtake this report and lose its reason.
@@ -400,8 +415,8 @@ class _Child:
             self._interruptible = True
             if self._cancel == job:  # the cancel signal came before we were interruptible
                 raise _JobCancelled
-            fn, args = pickle.loads(work.payload)
-            value = fn(*args)
+            fn, args, kwargs = pickle.loads(work.payload)
+            value = fn(*args, **kwargs)
             self._interruptible = False
             if inspect.isawaitable(value):
                 value = self._run_coroutine(job, value)
@@ -439,15 +454,15 @@ class _Child:
     def _result(self, job: int, value: object) -> protocol.FromChild:
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
+        except BaseException as exc:  # a __reduce__ may raise anything, SystemExit too
             return protocol.JobRaised(
                 job,
                 _type_name(exc),
                 self._clip(
                     f"job {job} returned a {type(value).__qualname__} that cannot be pickled "
-                    f"({exc}); return plain data or instances of module-level classes"
+                    f"({_safe_str(exc)}); return plain data or instances of module-level classes"
                 ),
-                self._clip("".join(traceback.format_exception(exc))),
+                self._clip(_format(exc)),
             )
         if len(data) + protocol.ENVELOPE_BYTES > self._max:
             return protocol.JobRaised(
@@ -460,12 +475,20 @@ class _Child:
         return protocol.JobDone(job, data)
 
     def _error(self, job: int, exc: BaseException) -> protocol.JobRaised:
-        return protocol.JobRaised(
-            job,
-            _type_name(exc),
-            self._clip(str(exc)),
-            self._clip("".join(traceback.format_exception(exc))),
-        )
+        """The report of a job that raised: its type, text, traceback and the
+        pickled exception itself, so that the caller can raise it with its own
+        type. Nothing here may raise: an exception whose ``__str__`` or
+        ``__reduce__`` raises is still the job's error, never the child's."""
+        report = protocol.JobRaised(
+            job, _type_name(exc), self._clip(_safe_str(exc)), self._clip(_format(exc)))
+        try:
+            data = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            return report
+        text_bytes = len(protocol.encode(report))
+        if text_bytes + len(data) + protocol.ENVELOPE_BYTES > self._max:
+            return report  # too large to send with its text: the text alone goes
+        return msgspec.structs.replace(report, exception=data)
 
     def _clip(self, text: str) -> str:
         limit = self._text_limit

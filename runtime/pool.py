@@ -48,11 +48,14 @@ the caller's task, never in the driver.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import multiprocessing
 import pickle
 import queue
+import re
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -63,10 +66,10 @@ from typing import Any, NamedTuple, get_args
 from fsm import events as ev
 from fsm.config import PoolConfig, job_timeout
 from fsm.core import SupervisorCore
-from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
+from fsm.errors import ChildDied, ConfigError, JobFailed, PoolClosed, WayoutError
 from runtime import child, child_logs, protocol
 from runtime.clock import Clock, MonotonicClock, TimerHandle
-from runtime.errors import InvalidJob
+from runtime.errors import InvalidJob, WrongLoop, remote_error, reraise_as
 from runtime.process import ChildProcess, kill_forkserver, warm_forkserver
 
 log = logging.getLogger("wayout")
@@ -174,41 +177,104 @@ class JobHandle:
         # Shielded: a caller that gives up waiting must not cancel the outcome
         # itself (the driver settles it, and other awaiters may want it).
         outcome = await asyncio.shield(self._future)
-        if outcome.state != "done":
-            raise self._error(outcome)
         if not self._value_ready:
             try:
-                self._value = pickle.loads(outcome.value)
-            except Exception as exc:
+                self._value = outcome_value(self._id, outcome)
+            except BaseException as exc:
                 self._value_error = exc
             self._value_ready = True
+            if outcome.value is not None:
+                # Keep the value only: the pickled bytes would cost its size again.
+                done: asyncio.Future[ev.Outcome] = asyncio.get_running_loop().create_future()
+                done.set_result(dataclasses.replace(outcome, value=None))
+                self._future = done
         problem = self._value_error
         if problem is not None:
-            raise JobFailed(
-                f"job {self._id} returned a value that cannot be unpickled in the parent "
-                f"({type(problem).__name__}: {problem}); make its type importable here",
-                job_id=self._id,
-                remote_type=type(problem).__name__,
-                remote_message=str(problem),
-            ) from problem
+            raise problem
         return self._value
-
-    def _error(self, outcome: ev.Outcome) -> BaseException:
-        error = outcome.error
-        if error is None:  # the core always names one for a failed job; say so if not
-            return WayoutError(f"job {self._id} ended {outcome.state}: {outcome.message}")
-        if issubclass(error, JobFailed):
-            return error(
-                outcome.message,
-                job_id=self._id,
-                remote_type=outcome.remote_type,
-                remote_message=outcome.remote_message,
-                remote_traceback=outcome.remote_traceback,
-            )
-        return error(outcome.message, job_id=self._id)
 
     def __repr__(self) -> str:
         return f"<JobHandle {self._id} {self.state}>"
+
+
+def outcome_value(job_id: int, outcome: ev.Outcome) -> Any:
+    """The value of a job that ended as ``outcome``, or raise its typed error.
+
+    The one place a job's pickled value or exception is unpickled in the
+    parent: by the awaiting caller (or the Executor's result thread), never by
+    the driver. Whatever unpickling raises, ``SystemExit`` and
+    ``KeyboardInterrupt`` included, becomes a ``JobFailed``.
+    """
+    if outcome.state != "done":
+        raise outcome_error(job_id, outcome)
+    try:
+        return pickle.loads(outcome.value)
+    except BaseException as problem:
+        raise JobFailed(
+            f"job {job_id} returned a value that cannot be unpickled in the parent "
+            f"({type(problem).__name__}: {_safe_str(problem)}); make its type importable here",
+            job_id=job_id,
+            remote_type=type(problem).__name__,
+            remote_message=_safe_str(problem),
+        ) from problem
+
+
+def outcome_error(job_id: int, outcome: ev.Outcome) -> BaseException:
+    """The typed error of a job that ended without a value."""
+    error = outcome.error
+    if error is None:  # the core always names one for a failed job; say so if not
+        return WayoutError(f"job {job_id} ended {outcome.state}: {outcome.message}")
+    if issubclass(error, JobFailed):
+        return remote_error(
+            outcome.remote_exception,
+            message=outcome.message,
+            job_id=job_id,
+            remote_type=outcome.remote_type,
+            remote_message=outcome.remote_message,
+            remote_traceback=outcome.remote_traceback,
+        )
+    message = outcome.message
+    if issubclass(error, ChildDied):
+        message = _name_signal(message)
+    return error(message, job_id=job_id)
+
+
+_EXIT_CODE = re.compile(r"exited with code -(\d+)")
+
+
+def _name_signal(message: str) -> str:
+    """Add the name of the signal a negative exit code means: ``... (SIGSEGV)``."""
+    found = _EXIT_CODE.search(message)
+    if found is None:
+        return message
+    try:
+        name = signal.Signals(int(found.group(1))).name
+    except ValueError:
+        return message
+    return f"{message} (killed by {name})"
+
+
+class JobOptions:
+    """Per-call settings bound to a pool: ``pool.options(timeout=30).run(fn, x, timeout=1)``.
+
+    Its ``submit`` and ``run`` pass *every* keyword argument to the job,
+    ``timeout`` included: the way to call a function that has a ``timeout``
+    parameter of its own.
+    """
+
+    __slots__ = ("_pool", "_timeout")
+
+    def __init__(self, pool: Pool, timeout: float | None) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobHandle:
+        """As ``Pool.submit``, with these options and every keyword argument the job's."""
+        return self._pool._submit(fn, args, kwargs, self._timeout)
+
+    async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """As ``Pool.run``, with these options and every keyword argument the job's."""
+        return await self._pool._run(self.submit(fn, *args, **kwargs))
 
 
 class Pool:
@@ -251,6 +317,7 @@ class Pool:
         self._child_main = child_main if child_main is not None else child.main
         self._core: SupervisorCore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._driver: asyncio.Task[None] | None = None
         self._closed = False
         self._crash: BaseException | None = None
@@ -326,6 +393,7 @@ class Pool:
                 "a Pool was started while a child process imports the main module: "
                 "start pools under `if __name__ == '__main__':` in the main script")
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         # The core's default, compiled engine: the same lifecycle specs without
         # the transitions library's call overhead on the hot path (71 -> 22 us
         # of core time per job); tests/test_core_engines.py proves both engines
@@ -382,38 +450,71 @@ class Pool:
                         type(exc).__name__, exc)
 
     def submit(
-        self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None
+        self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> JobHandle:
-        """Queue ``fn(*args)`` to run in a child; ``timeout`` overrides ``job_timeout``.
+        """Queue ``fn(*args, **kwargs)`` to run in a child; ``timeout`` overrides ``job_timeout``.
 
-        Raises ``InvalidJob`` at once if the job cannot be sent to a child, and
-        ``PoolClosed`` if the pool is not running. Every other outcome comes
-        from awaiting the handle.
+        ``timeout`` is the one keyword that is wayout's, not the job's; to pass
+        a ``timeout`` argument to ``fn`` itself, use ``pool.options(timeout=...)``.
+
+        Raises ``InvalidJob`` at once if the job cannot be sent to a child,
+        ``PoolClosed`` if the pool is not running, and ``WrongLoop`` when called
+        from another thread or event loop. Every other outcome comes from
+        awaiting the handle.
         """
+        return self._submit(fn, args, kwargs, timeout)
+
+    async def run(
+        self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None, **kwargs: Any
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` in a child and return its value, or raise its typed error.
+
+        If the calling task is cancelled, the job is cancelled too.
+        """
+        return await self._run(self._submit(fn, args, kwargs, timeout))
+
+    def options(self, *, timeout: float | None = None) -> JobOptions:
+        """Per-call settings for jobs whose keyword arguments are all their own
+        (``JobOptions``): ``await pool.options(timeout=5).run(fetch, url, timeout=1)``
+        runs ``fetch(url, timeout=1)`` with a 5-second bound."""
+        job_timeout(self._config, timeout)  # refuse a bad timeout here (ConfigError)
+        return JobOptions(self, timeout)
+
+    async def _run(self, handle: JobHandle) -> Any:
+        try:
+            return await handle
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                timeout: float | None) -> JobHandle:
+        self._check_caller(fn)
+        job_timeout(self._config, timeout)  # refuse a bad timeout at the call (ConfigError)
+        return self._submit_payload(self._pickle_job(fn, args, kwargs), timeout)
+
+    def _check_caller(self, fn: object) -> None:
         driver = self._driver
         if driver is None or driver.done() or self._loop is None:
             state = "not started" if driver is None else "closed"
             raise PoolClosed(f"cannot submit {_name(fn)}: the pool is {state}")
-        job_timeout(self._config, timeout)  # refuse a bad timeout at the call (ConfigError)
-        payload = self._pickle_job(fn, args)
+        if asyncio._get_running_loop() is not self._loop:
+            where = ("another thread" if threading.get_ident() != self._loop_thread
+                     else "outside its event loop")
+            raise WrongLoop(
+                f"cannot submit {_name(fn)} from {where}: a Pool belongs to the event loop "
+                "it was started on; from other threads or loops use runtime.Executor, "
+                "whose methods are thread-safe")
+
+    def _submit_payload(self, payload: bytes, timeout: float | None) -> JobHandle:
+        """Queue a job already pickled by ``pickle_job`` (the caller checked the pool)."""
+        assert self._loop is not None
         job_id = next(self._job_ids)
         handle = JobHandle(self, job_id, self._loop.create_future())
         self._handles[job_id] = handle
         self._payloads[job_id] = payload
         self._post(ev.Submit, job=job_id, timeout=timeout)
         return handle
-
-    async def run(self, fn: Callable[..., Any], /, *args: Any, timeout: float | None = None) -> Any:
-        """Run ``fn(*args)`` in a child and return its value, or raise its typed error.
-
-        If the calling task is cancelled, the job is cancelled too.
-        """
-        handle = self.submit(fn, *args, timeout=timeout)
-        try:
-            return await handle
-        except asyncio.CancelledError:
-            handle.cancel()
-            raise
 
     def status(self) -> PoolStatus:
         core = self._core
@@ -906,24 +1007,9 @@ class Pool:
     # Payloads
     # ------------------------------------------------------------------
 
-    def _pickle_job(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
-        if not callable(fn):
-            raise InvalidJob(f"cannot submit {fn!r}: it is not callable")
-        try:
-            payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise InvalidJob(
-                f"cannot submit {_name(fn)}: the function or its arguments cannot be pickled "
-                f"({type(exc).__name__}: {exc}); submit a module-level function and picklable "
-                "arguments"
-            ) from exc
-        limit = self._config.max_message_bytes
-        if len(payload) + protocol.ENVELOPE_BYTES > limit:
-            raise InvalidJob(
-                f"cannot submit {_name(fn)}: it pickles to {len(payload)} bytes, more than "
-                f"max_message_bytes={limit}; pass less data (or a path to it) or raise the limit"
-            )
-        return payload
+    def _pickle_job(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> bytes:
+        return pickle_job(fn, args, kwargs, self._config.max_message_bytes)
 
 
 class _Start:
@@ -981,6 +1067,48 @@ class _Spawner:
             except RuntimeError:  # the loop is closed: nobody watches this process
                 if error is None:
                     start.proc.kill_unattached()
+
+
+def pickle_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+               max_message_bytes: int) -> bytes:
+    """The payload of a job, or raise ``InvalidJob``.
+
+    When pickling raised an ``Exception``, the ``InvalidJob`` raised is also an
+    instance of that exception's type (a ``PicklingError`` stays one); any other
+    ``BaseException`` a ``__reduce__`` raises (``sys.exit`` included) becomes a
+    plain ``InvalidJob`` caused by it, so that nothing escapes ``submit``.
+    """
+    if not callable(fn):
+        raise InvalidJob(f"cannot submit {fn!r}: it is not callable")
+    try:
+        payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:
+        message = (f"cannot submit {_name(fn)}: the function or its arguments cannot be "
+                   f"pickled ({type(exc).__name__}: {_safe_str(exc)}); submit a module-level "
+                   "function and picklable arguments")
+        error = reraise_as(exc, InvalidJob)
+        if error is None:
+            error = InvalidJob(message)
+        else:
+            error.add_note(message)
+        try:
+            raise error from exc
+        finally:
+            error = None  # no cycle through this frame: the arguments go at once
+    if len(payload) + protocol.ENVELOPE_BYTES > max_message_bytes:
+        raise InvalidJob(
+            f"cannot submit {_name(fn)}: it pickles to {len(payload)} bytes, more than "
+            f"max_message_bytes={max_message_bytes}; pass less data (or a path to it) or "
+            "raise the limit"
+        )
+    return payload
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except BaseException:
+        return "str() failed"
 
 
 def _pickle_initializer(config: PoolConfig) -> bytes | None:

@@ -7,8 +7,9 @@ child cannot make the parent allocate without bound.
 
 Control messages are plain data, decoded against a closed set of types: the
 parent never unpickles anything a child sends except the ``result`` of a
-``JobDone``, and it does so only when the user awaits that job (in
-``runtime.pool.JobHandle``), never in the supervisor loop. The pickled
+``JobDone`` and the ``exception`` of a ``JobRaised``, and it does so only
+when the user awaits that job (in ``runtime.pool.JobHandle``, or the
+Executor's result thread), never in the supervisor loop. The pickled
 payloads the parent sends (the initializer, a job's function and arguments)
 are unpickled by the child, which trusts its parent.
 
@@ -57,7 +58,7 @@ class Init(msgspec.Struct, tag=True, array_like=True, frozen=True):
 
 
 class Job(msgspec.Struct, tag=True, array_like=True, frozen=True):
-    """Run a job: ``payload`` is pickle of (fn, args)."""
+    """Run a job: ``payload`` is pickle of (fn, args, kwargs)."""
 
     job: int
     payload: bytes
@@ -107,10 +108,15 @@ class JobDone(msgspec.Struct, tag=True, array_like=True, frozen=True):
 
 
 class JobRaised(msgspec.Struct, tag=True, array_like=True, frozen=True):
+    """The job raised. ``exception`` is the pickled exception, or b"" when it
+    could not be pickled; the parent unpickles it only when the user awaits the
+    job, as it does a ``JobDone.result``."""
+
     job: int
     error_type: str
     message: str
     traceback: str
+    exception: bytes = b""
 
 
 class CancelAck(msgspec.Struct, tag=True, array_like=True, frozen=True):

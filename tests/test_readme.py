@@ -47,7 +47,7 @@ def test_the_quick_start_runs_and_prints_what_it_says(tmp_path: Path) -> None:
     assert out[0] == "42"
     # Job ids count per pool: the program's second job is job 1.
     assert out[1].split() == ["1", "2", "True"]
-    assert out[2] == "JobFailed TypeError"
+    assert out[2] == "TypeError True"
 
 
 @pytest.mark.timeout(120)

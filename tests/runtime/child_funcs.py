@@ -329,3 +329,79 @@ def start_descendants(pids_fifo: str, then: str = "return", megabytes: int = 0) 
     elif then == "stop":
         os.kill(os.getpid(), signal.SIGSTOP)
     return pids
+
+
+# --- keyword arguments and exceptions that keep their type (issue 16) ---------
+
+
+def kw(a: int, *, b: int = 0, timeout: float | None = None) -> tuple[int, int, float | None]:
+    return (a, b, timeout)
+
+
+class AppError(Exception):
+    """An exception of the user's own, with args and an attribute."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(code, text)
+        self.code = code
+
+
+def raise_app_error(code: int, text: str) -> None:
+    raise AppError(code, text)
+
+
+def raise_os_error() -> None:
+    raise FileNotFoundError(2, "no such file", "/nowhere")
+
+
+class _StrRaises(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ raised")
+
+
+def raise_unprintable() -> None:
+    raise _StrRaises("x")
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self) -> Any:
+        raise TypeError("this exception refuses pickling")
+
+
+def raise_unpicklable() -> None:
+    raise _Unpicklable("cannot travel")
+
+
+class ExitsOnUnpickle:
+    """Pickles fine; unpickling it calls ``sys.exit`` (or raises KeyboardInterrupt)."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    def __reduce__(self) -> Any:
+        return (_explode, (self.how,))
+
+
+def _explode(how: str) -> None:
+    if os.environ.get("WAYOUT_TEST_CHILD") == "1":  # never in the child
+        return None
+    if how == "exit":
+        sys.exit(7)
+    raise KeyboardInterrupt
+
+
+def return_exploding(how: str) -> ExitsOnUnpickle:
+    os.environ["WAYOUT_TEST_CHILD"] = "1"
+    return ExitsOnUnpickle(how)
+
+
+class ExitsOnPickle:
+    def __reduce__(self) -> Any:
+        sys.exit(5)
+
+
+class RefusesPickling:
+    def __reduce__(self) -> Any:
+        import pickle
+
+        raise pickle.PicklingError("refused")

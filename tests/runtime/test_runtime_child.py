@@ -62,7 +62,7 @@ class ChildUnderTest:
         assert self.recv() == protocol.Ready()
 
     def job(self, ident: int, fn: Any, *args: Any) -> None:
-        self.send(protocol.Job(ident, pickle.dumps((fn, args))))
+        self.send(protocol.Job(ident, pickle.dumps((fn, args, {}))))
 
     def run(self, ident: int, fn: Any, *args: Any) -> object:
         self.job(ident, fn, *args)
@@ -241,7 +241,7 @@ def test_a_job_that_cannot_be_unpickled_in_the_child_is_acked_then_fails(
 ) -> None:
     c = spawn_child()
     c.start()
-    c.send(protocol.Job(1, pickle.dumps((_ImportsAMissingModule(), ()))))
+    c.send(protocol.Job(1, pickle.dumps((_ImportsAMissingModule(), (), {}))))
     assert c.recv() == protocol.JobAck(1)
     failed = c.recv()
     assert isinstance(failed, protocol.JobRaised)

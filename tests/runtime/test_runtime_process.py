@@ -98,7 +98,7 @@ async def test_a_large_job_and_result_cross_the_socket_intact() -> None:
     w = Watched(cap=64 << 20)
     await w.started()
     blob = os.urandom(8 << 20)
-    w.proc.send(protocol.Job(1, pickle.dumps((cf.echo, (blob,)))))
+    w.proc.send(protocol.Job(1, pickle.dumps((cf.echo, (blob,), {}))))
     assert await w.next() == ("message", protocol.JobAck(1))
     kind, done = await w.next()
     assert kind == "message" and isinstance(done, protocol.JobDone)
