@@ -498,9 +498,13 @@ class Pool:
         if driver is None or driver.done() or self._loop is None:
             state = "not started" if driver is None else "closed"
             raise PoolClosed(f"cannot submit {_name(fn)}: the pool is {state}")
-        if asyncio._get_running_loop() is not self._loop:
+        # On the loop's thread with no loop running (between run_until_complete
+        # calls) is fine: the job waits in the inbox until the loop runs again.
+        running = asyncio._get_running_loop()
+        if threading.get_ident() != self._loop_thread or (
+                running is not None and running is not self._loop):
             where = ("another thread" if threading.get_ident() != self._loop_thread
-                     else "outside its event loop")
+                     else "another event loop")
             raise WrongLoop(
                 f"cannot submit {_name(fn)} from {where}: a Pool belongs to the event loop "
                 "it was started on; from other threads or loops use runtime.Executor, "
