@@ -9,8 +9,6 @@ what the user can do about it.
 
 from __future__ import annotations
 
-from concurrent.futures.process import BrokenProcessPool
-
 
 class WayoutError(Exception):
     """Base class of every error raised by wayout."""
@@ -71,12 +69,12 @@ class JobCancelled(JobError):
     """The job was cancelled by its caller."""
 
 
-class ChildDied(JobError, BrokenProcessPool):
+class ChildDied(JobError):
     """The child running the job died (or was killed) after it had started the job.
 
-    Also a ``concurrent.futures.process.BrokenProcessPool``, which is what
-    ``ProcessPoolExecutor`` raises for a worker that died; unlike it, only this
-    job failed: the pool replaces the child and goes on.
+    What callers of ``runtime`` get is ``runtime.errors.ChildDied``, a subclass
+    that is also a ``concurrent.futures.process.BrokenProcessPool`` (defined
+    there: that module does I/O, the core imports none).
     """
 
 

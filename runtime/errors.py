@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pickle
 import weakref
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from fsm.errors import ChildDied as _CoreChildDied
 from fsm.errors import (
-    ChildDied,
     ConfigError,
     InvalidTransition,
     JobCancelled,
@@ -26,6 +27,17 @@ from fsm.errors import (
     SpecError,
     WayoutError,
 )
+
+
+class ChildDied(_CoreChildDied, BrokenProcessPool):
+    """The child running the job died (or was killed) after it had started the job.
+
+    Also a ``concurrent.futures.process.BrokenProcessPool``, which is what
+    ``ProcessPoolExecutor`` raises for a worker that died; unlike it, only this
+    job failed: the pool replaces the child and goes on. The message names the
+    signal that ended it (``killed by SIGSEGV``). ``except fsm.errors.ChildDied``
+    matches it too: the core decides the outcome, this class delivers it.
+    """
 
 
 class InvalidJob(WayoutError, TypeError):

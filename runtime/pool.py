@@ -66,10 +66,11 @@ from typing import Any, NamedTuple, get_args
 from fsm import events as ev
 from fsm.config import PoolConfig, job_timeout
 from fsm.core import SupervisorCore
-from fsm.errors import ChildDied, ConfigError, JobFailed, PoolClosed, WayoutError
+from fsm.errors import ChildDied as CoreChildDied
+from fsm.errors import ConfigError, JobFailed, PoolClosed, WayoutError
 from runtime import child, child_logs, protocol
 from runtime.clock import Clock, MonotonicClock, TimerHandle
-from runtime.errors import InvalidJob, WrongLoop, remote_error, reraise_as
+from runtime.errors import ChildDied, InvalidJob, WrongLoop, remote_error, reraise_as
 from runtime.process import ChildProcess, kill_forkserver, warm_forkserver
 
 log = logging.getLogger("wayout")
@@ -233,10 +234,9 @@ def outcome_error(job_id: int, outcome: ev.Outcome) -> BaseException:
             remote_message=outcome.remote_message,
             remote_traceback=outcome.remote_traceback,
         )
-    message = outcome.message
-    if issubclass(error, ChildDied):
-        message = _name_signal(message)
-    return error(message, job_id=job_id)
+    if issubclass(error, CoreChildDied):
+        return ChildDied(_name_signal(outcome.message), job_id=job_id)
+    return error(outcome.message, job_id=job_id)
 
 
 _EXIT_CODE = re.compile(r"exited with code -(\d+)")
