@@ -10,6 +10,7 @@ object it was told is abandoned or to stop once the pool is closed. The
 public API::
 
     from runtime import Pool, PoolConfig, JobHandle, PoolStatus
+    from runtime import Executor       # concurrent.futures.Executor, thread-safe
     from runtime.errors import WayoutError, NoCapacity, JobTimeout, ...
 
 The names are loaded on first use, so that ``import runtime.tools.cli`` (the
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fsm.config import PoolConfig
+    from runtime.executor import Executor
     from runtime.pool import JobHandle, Pool, PoolStatus, TransitionRecord
     from runtime.serve import serve_forever
 
 _EXPORTS = {
+    "Executor": "runtime.executor",
     "Pool": "runtime.pool",
     "JobHandle": "runtime.pool",
     "PoolStatus": "runtime.pool",
@@ -35,7 +38,8 @@ _EXPORTS = {
     "serve_forever": "runtime.serve",
 }
 
-__all__ = ["JobHandle", "Pool", "PoolConfig", "PoolStatus", "TransitionRecord", "serve_forever"]
+__all__ = ["Executor", "JobHandle", "Pool", "PoolConfig", "PoolStatus", "TransitionRecord",
+           "serve_forever"]
 
 
 def __getattr__(name: str) -> Any:

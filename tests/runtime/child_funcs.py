@@ -405,3 +405,21 @@ class RefusesPickling:
         import pickle
 
         raise pickle.PicklingError("refused")
+
+
+def kill_self(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+
+
+def segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def say_started_then_wait(started_fifo: str, go_fifo: str) -> str:
+    """Write one byte to ``started_fifo`` as user code begins, then wait for one on ``go_fifo``."""
+    with open(started_fifo, "wb") as fifo:
+        fifo.write(b"!")
+    with open(go_fifo, "rb") as fifo:
+        return fifo.read().decode()

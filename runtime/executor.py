@@ -1,0 +1,445 @@
+"""``Executor``: a wayout pool behind the ``concurrent.futures.Executor`` API.
+
+For synchronous code, other threads, and code written for
+``ProcessPoolExecutor``. Every method is thread-safe. The pool runs on an event
+loop of its own, on a daemon thread of the executor's (``wayout-executor``);
+the caller's thread only pickles the job and queues it.
+
+Three threads, each with one job:
+
+* the **caller's** thread pickles the job (an error lands in the future, as
+  ``ProcessPoolExecutor`` does) and appends it to the executor's queue;
+* the **loop** thread hands queued jobs to the ``Pool``, at most
+  ``2 * max_workers`` at a time, so that a long queue waits in the executor
+  (where a pending future can be cancelled for free and ``queue_timeout`` does
+  not run) rather than in the pool;
+* the **result** thread (``wayout-executor-results``) moves each future to
+  RUNNING when its child acknowledged the job, unpickles the value or the
+  exception and sets it: done-callbacks never run on the loop thread, and a
+  callback that raises, even ``SystemExit``, is logged and stops nothing.
+
+Errors, as ``ProcessPoolExecutor``'s families where they mean the same: a job
+whose child died raises ``ChildDied``, a ``BrokenProcessPool`` that names the
+signal; only that job fails and the pool goes on. ``JobTimeout`` is a
+``TimeoutError``; a job's own exception keeps its type (``JobFailed``);
+pickling errors land in the future (``InvalidJob``); ``submit`` after
+``shutdown`` raises ``PoolClosed``, a ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import dataclasses
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from fsm import events as ev
+from fsm.config import PoolConfig, job_timeout
+from fsm.errors import ConfigError, PoolClosed
+from runtime.errors import InvalidJob
+from runtime.pool import JobHandle, Pool, PoolStatus, outcome_value, pickle_job
+
+log = logging.getLogger("wayout")
+
+#: Jobs handed to the pool per worker: one running and one waiting, so that a
+#: child that finishes finds its next job already in the core.
+_IN_POOL_PER_WORKER = 2
+
+_executors: weakref.WeakSet[Executor] = weakref.WeakSet()
+_global_shutdown = False
+
+
+def _python_exit() -> None:
+    """At interpreter exit: drain every executor still open, as PPE does."""
+    global _global_shutdown
+    _global_shutdown = True
+    for executor in list(_executors):
+        executor.shutdown(wait=True)
+
+
+# Run before threading joins its non-daemon threads (PPE registers the same way).
+threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+
+
+def _process_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]:
+    """Run one chunk of ``map`` in a child."""
+    return [fn(*args) for args in chunk]
+
+
+class _Work:
+    """One submitted job, from the caller's thread to its future's result."""
+
+    __slots__ = ("future", "handle", "payload", "timeout")
+
+    def __init__(self, future: cf.Future[Any], payload: bytes, timeout: float | None) -> None:
+        self.future = future
+        self.payload = payload
+        self.timeout = timeout
+        self.handle: JobHandle | None = None
+
+
+class ExecutorOptions:
+    """Per-call settings bound to an executor: ``executor.options(timeout=30).submit(fn, x)``.
+
+    Every keyword argument of ``submit`` is the job's, so a job's own bound
+    is set here (``Executor.submit`` has none, as ``ProcessPoolExecutor``'s).
+    """
+
+    __slots__ = ("_executor", "_timeout")
+
+    def __init__(self, executor: Executor, timeout: float | None) -> None:
+        self._executor = executor
+        self._timeout = timeout
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        return self._executor._submit(fn, args, kwargs, self._timeout)
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int = 1, max_in_flight: int | None = None) -> Iterator[Any]:
+        return self._executor._map(fn, iterables, timeout, chunksize, max_in_flight,
+                                   self._timeout)
+
+
+class Executor(cf.Executor):
+    """A ``concurrent.futures.Executor`` running jobs in a supervised wayout pool.
+
+    ``max_workers`` (default: the number of CPUs) children are started at
+    once and kept warm; ``mp_context`` is a ``multiprocessing`` context or a
+    start method's name; ``initializer``, ``initargs`` and
+    ``max_tasks_per_child`` mean what they mean for ``ProcessPoolExecutor``.
+    ``config`` is a ``PoolConfig`` for everything else, and any other keyword
+    is a ``PoolConfig`` field (``job_timeout=60``, ``memory_limit_mb=500``...).
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        mp_context: Any = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        *,
+        max_tasks_per_child: int | None = None,
+        config: PoolConfig | None = None,
+        **settings: Any,
+    ) -> None:
+        changes: dict[str, Any] = dict(settings)
+        if max_workers is not None:
+            if not isinstance(max_workers, int) or max_workers <= 0:
+                raise ValueError("max_workers must be greater than 0")
+            changes.setdefault("max_children", max_workers)
+            changes.setdefault("num_idle", max_workers)
+        elif config is None:
+            count = os.cpu_count() or 1
+            changes.setdefault("max_children", count)
+            changes.setdefault("num_idle", count)
+        if mp_context is not None:
+            method = mp_context if isinstance(mp_context, str) else mp_context.get_start_method()
+            changes["start_method"] = method
+        if initializer is not None:
+            if not callable(initializer):
+                raise TypeError("initializer must be a callable")
+            changes["initializer"] = initializer
+            changes["initargs"] = tuple(initargs)
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int) or max_tasks_per_child < 1:
+                raise ValueError("max_tasks_per_child must be >= 1")
+            changes["max_jobs_per_child"] = max_tasks_per_child
+        base = config if config is not None else PoolConfig()
+        try:
+            self._config = dataclasses.replace(base, **changes)
+        except TypeError as exc:  # an unknown keyword
+            raise ConfigError(f"Executor: {exc}; the settings are PoolConfig's fields") from exc
+        self._pool = Pool(self._config)  # refuses an unpicklable initializer here
+        self._max_workers = self._config.max_children
+        self._in_pool_limit = _IN_POOL_PER_WORKER * self._config.max_children
+        self._lock = threading.Lock()
+        self._pending: deque[_Work] = deque()
+        self._shutdown = False
+        self._broken: str | None = None
+        # Loop thread only.
+        self._in_pool: dict[int, _Work] = {}
+        self._started = False
+        self._results: queue.SimpleQueue[tuple[_Work, Any, BaseException | None] | None] = (
+            queue.SimpleQueue())
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._loop_thread = threading.Thread(target=self._run_loop, name="wayout-executor",
+                                             daemon=True)
+        self._result_thread = threading.Thread(target=self._run_results,
+                                               name="wayout-executor-results", daemon=True)
+        self._result_thread.start()
+        self._loop_thread.start()
+        _executors.add(self)
+
+    # ------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------
+
+    @property
+    def config(self) -> PoolConfig:
+        return self._config
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        """Schedule ``fn(*args, **kwargs)``; every keyword is the job's (see ``options``)."""
+        return self._submit(fn, args, kwargs, None)
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None,
+            chunksize: int = 1, max_in_flight: int | None = None) -> Iterator[Any]:
+        """``fn`` over the iterables, in order, lazily.
+
+        At most ``max_in_flight`` (default ``2 * max_workers``) jobs (chunks of
+        ``chunksize`` calls each) are submitted ahead of the one being
+        waited for; the iterables are read as results are taken. ``timeout``
+        bounds the whole iteration from this call on (``TimeoutError``).
+        Leaving the iteration early cancels what was submitted ahead.
+        """
+        return self._map(fn, iterables, timeout, chunksize, max_in_flight, None)
+
+    def options(self, *, timeout: float | None = None) -> ExecutorOptions:
+        """Per-call settings: ``executor.options(timeout=5).submit(fn, x)`` bounds it to 5 s."""
+        job_timeout(self._config, timeout)  # a bad value is refused here (ConfigError)
+        return ExecutorOptions(self, timeout)
+
+    def status(self) -> PoolStatus:
+        """The pool's ``PoolStatus``, read on its loop (from any thread)."""
+        async def read() -> PoolStatus:
+            return self._pool.status()
+        try:
+            return asyncio.run_coroutine_threadsafe(read(), self._loop).result()
+        except RuntimeError:  # the loop is closed: the executor was shut down
+            return self._pool.status()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Accept no more jobs; let the submitted ones finish (or cancel the pending
+        ones), then close the pool. With ``wait``, return once every child is reaped
+        and every future's callbacks ran."""
+        with self._lock:
+            self._shutdown = True
+            cancelled = list(self._pending) if cancel_futures else []
+            if cancel_futures:
+                self._pending.clear()
+        for work in cancelled:
+            work.future.cancel()
+        self._call_soon(self._check_stop)
+        if wait:
+            current = threading.current_thread()
+            if current is not self._loop_thread:
+                self._loop_thread.join()
+            if current is not self._result_thread:
+                self._result_thread.join()
+
+    # ------------------------------------------------------------------
+    # The caller's side
+    # ------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                timeout: float | None) -> cf.Future[Any]:
+        if timeout is not None:
+            job_timeout(self._config, timeout)
+        with self._lock:
+            if self._broken is not None:
+                raise BrokenProcessPool(self._broken)
+            if self._shutdown:
+                raise PoolClosed("cannot schedule new futures after shutdown")
+            if _global_shutdown:
+                raise PoolClosed("cannot schedule new futures after interpreter shutdown")
+        future: cf.Future[Any] = cf.Future()
+        try:
+            payload = pickle_job(fn, args, kwargs, self._config.max_message_bytes)
+        except InvalidJob as exc:
+            future.set_exception(exc)
+            return future
+        work = _Work(future, payload, timeout)
+        with self._lock:
+            self._pending.append(work)
+        future.add_done_callback(lambda f: self._cancelled(work) if f.cancelled() else None)
+        self._call_soon(self._dispatch)
+        return future
+
+    def _map(self, fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...],
+             timeout: float | None, chunksize: int, max_in_flight: int | None,
+             job_bound: float | None) -> Iterator[Any]:
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        window = max_in_flight if max_in_flight is not None else self._in_pool_limit
+        if window < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        end = None if timeout is None else timeout + time.monotonic()
+        calls = zip(*iterables, strict=False)
+        source: Iterator[Any]
+        if chunksize == 1:
+            source = calls
+
+            def submit_one(item: Any) -> cf.Future[Any]:
+                return self._submit(fn, item, {}, job_bound)
+        else:
+            source = iter(lambda: list(itertools.islice(calls, chunksize)), [])
+
+            def submit_one(item: Any) -> cf.Future[Any]:
+                return self._submit(_process_chunk, (fn, item), {}, job_bound)
+
+        ahead: deque[cf.Future[Any]] = deque(submit_one(item)
+                                             for item in itertools.islice(source, window))
+
+        def results() -> Iterator[Any]:
+            try:
+                while ahead:
+                    future = ahead.popleft()
+                    following = next(source, _END)
+                    if following is not _END:
+                        ahead.append(submit_one(following))
+                    try:
+                        value = future.result(None if end is None else end - time.monotonic())
+                    except BaseException:
+                        future.cancel()
+                        raise
+                    if chunksize == 1:
+                        yield value
+                    else:
+                        yield from value
+            finally:
+                for future in ahead:
+                    future.cancel()
+
+        return results()
+
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed: the executor is shut down already
+            pass
+
+    # ------------------------------------------------------------------
+    # The loop thread
+    # ------------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:
+            log.exception("wayout executor: its pool failed")
+            self._break(f"the executor's pool failed ({type(exc).__name__}: {exc})")
+        finally:
+            self._loop.close()
+            self._results.put(None)
+
+    async def _main(self) -> None:
+        pool = self._pool
+        pool.subscribe(self._on_command)
+        try:
+            await pool.start()
+            self._started = True
+            self._dispatch()
+            await self._stop.wait()
+        finally:
+            await pool.close()
+            await asyncio.sleep(0)  # let the settled handles' callbacks run
+            for work in list(self._in_pool.values()):
+                self._results.put((work, None, PoolClosed("the executor's pool closed")))
+
+    def _dispatch(self) -> None:
+        if not self._started:
+            return
+        while len(self._in_pool) < self._in_pool_limit:
+            with self._lock:
+                if not self._pending:
+                    break
+                work = self._pending.popleft()
+            if work.future.cancelled():
+                continue
+            try:
+                handle = self._pool._submit_payload(work.payload, work.timeout)
+            except Exception as exc:
+                self._results.put((work, None, exc))
+                continue
+            work.handle = handle
+            self._in_pool[handle.id] = work
+            handle._future.add_done_callback(lambda f, w=work: self._settled(w, f))
+        self._check_stop()
+
+    def _on_command(self, command: ev.Command) -> None:
+        if (type(command) is ev.Transitioned and command.kind == "job"
+                and command.dest == "running"):
+            work = self._in_pool.get(command.ident)
+            if work is not None:
+                self._results.put((work, "running", None))
+
+    def _settled(self, work: _Work, done: asyncio.Future[ev.Outcome]) -> None:
+        assert work.handle is not None
+        self._in_pool.pop(work.handle.id, None)
+        self._results.put((work, done.result(), None))
+        self._dispatch()
+
+    def _cancelled(self, work: _Work) -> None:
+        """A future the user cancelled (any thread): cancel its job, if handed over."""
+        def cancel() -> None:
+            if work.handle is not None:
+                work.handle.cancel()
+        self._call_soon(cancel)
+
+    def _check_stop(self) -> None:
+        with self._lock:
+            idle = self._shutdown and not self._pending
+        if idle and not self._in_pool:
+            self._stop.set()
+
+    def _break(self, reason: str) -> None:
+        with self._lock:
+            self._broken = reason
+            left = list(self._pending)
+            self._pending.clear()
+        for work in left:
+            self._results.put((work, None, BrokenProcessPool(reason)))
+
+    # ------------------------------------------------------------------
+    # The result thread
+    # ------------------------------------------------------------------
+
+    def _run_results(self) -> None:
+        while (item := self._results.get()) is not None:
+            try:
+                self._deliver(*item)
+            except BaseException as exc:
+                log.error("wayout executor: a future's done-callback raised %s: %s",
+                          type(exc).__name__, exc, exc_info=True)
+
+    def _deliver(self, work: _Work, outcome: ev.Outcome | str | None,
+                 error: BaseException | None) -> None:
+        future = work.future
+        if outcome == "running":
+            if not future.running() and not future.done():
+                future.set_running_or_notify_cancel()
+            return
+        if future.done():
+            return
+        if not future.running() and not future.set_running_or_notify_cancel():
+            return  # cancelled meanwhile
+        if error is None:
+            assert isinstance(outcome, ev.Outcome) and work.handle is not None
+            try:
+                value = outcome_value(work.handle.id, outcome)
+            except BaseException as exc:
+                error = exc
+            else:
+                future.set_result(value)
+                return
+        future.set_exception(error)
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._shutdown else "running"
+        return f"<wayout Executor max_workers={self._max_workers} {state}>"
+
+
+_END = object()
+

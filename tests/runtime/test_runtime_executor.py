@@ -1,0 +1,215 @@
+"""runtime.Executor: wayout behind the concurrent.futures.Executor API (issue 16).
+
+The basic contract runs under all three start methods; the rest under fork,
+which exercises the same executor code at a fraction of the start-up cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import itertools
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime import Executor
+from runtime.errors import ChildDied, InvalidJob, JobFailed, JobTimeout, PoolClosed, WayoutError
+from runtime.tools.leaks import live_descendants, open_fds, start_helpers
+from tests.runtime import child_funcs as chf
+from tests.runtime.runtime_support import METHODS
+
+TIMEOUT = 60.0
+
+#: Short bounds, as in runtime_support.cfg, as PoolConfig fields.
+SETTINGS: dict[str, Any] = {
+    "spawn_timeout": 15.0, "ping_interval": 0.5, "close_timeout": 1.0, "kill_timeout": 2.0,
+    "queue_timeout": 20.0, "job_timeout": 20.0, "start_timeout": 20.0, "drain_timeout": 10.0,
+    "max_restarts": 10, "backoff_initial": 0.2, "backoff_max": 1.0,
+}
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """After the test no descendant process may be alive and no fd left open."""
+    start_helpers()
+    before = open_fds()
+    already = {p.pid for p in live_descendants()}
+    yield
+    leaked = [p for p in live_descendants() if p.pid not in already]
+    assert not leaked, f"processes outlived the executor: {leaked}"
+    after = open_fds()
+    assert {fd: t for fd, t in after.items() if before.get(fd) != t} == {}
+
+
+def executor(method: str = "fork", workers: int = 2, **settings: Any) -> Executor:
+    return Executor(workers, mp_context=method, **{**SETTINGS, **settings})
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("method", METHODS)
+def test_submit_map_errors_and_run_in_executor(method: str, no_leaks: None) -> None:
+    with executor(method) as ex:
+        assert isinstance(ex, cf.Executor)
+        assert ex.submit(chf.kw, 1, b=2, timeout=3.0).result(TIMEOUT) == (1, 2, 3.0)
+        assert list(ex.map(chf.add, range(7), range(7), timeout=TIMEOUT)) == \
+            [2 * i for i in range(7)]
+        assert list(ex.map(chf.add, range(7), range(7), chunksize=3)) == \
+            [2 * i for i in range(7)]
+        with pytest.raises(ZeroDivisionError) as raised:
+            ex.submit(divmod, 1, 0).result(TIMEOUT)
+        assert isinstance(raised.value, JobFailed)
+
+        async def from_a_loop() -> int:
+            loop = asyncio.get_running_loop()
+            value: int = await loop.run_in_executor(ex, chf.add, 20, 22)
+            return value
+
+        assert asyncio.run(from_a_loop()) == 42
+        assert ex.status().children["ready"] + ex.status().children.get("busy", 0) == 2
+
+
+@pytest.mark.timeout(120)
+def test_futures_run_once_acked_and_a_per_call_timeout_is_a_timeout_error(
+        tmp_path: Path, no_leaks: None) -> None:
+    started, go = tmp_path / "started", tmp_path / "go"
+    os.mkfifo(started)
+    os.mkfifo(go)
+    with executor(workers=2) as ex:
+        future = ex.submit(chf.say_started_then_wait, str(started), str(go))
+        with open(started, "rb") as fifo:  # blocks until the job's user code runs
+            assert fifo.read() == b"!"
+        # Its ack was on the socket before that; a job submitted now settles after
+        # the parent read it, and the result thread delivers in order.
+        assert ex.submit(chf.add, 1, 1).result(TIMEOUT) == 2
+        assert future.running()
+        assert not future.cancel()  # as with ProcessPoolExecutor: a running job stays
+        with open(go, "wb") as fifo:
+            fifo.write(b"go")
+        assert future.result(TIMEOUT) == "go"
+
+        slow = ex.options(timeout=0.3).submit(chf.sleep, 30.0)
+        with pytest.raises(TimeoutError) as timed_out:
+            slow.result(TIMEOUT)
+        assert isinstance(timed_out.value, JobTimeout)
+        # every keyword of options().submit is the job's, timeout too
+        assert ex.options(timeout=5.0).submit(chf.kw, 1, timeout=0.5).result(TIMEOUT) == \
+            (1, 0, 0.5)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["sigkill", "segfault"])
+def test_a_dead_worker_fails_its_job_with_broken_process_pool_and_the_pool_goes_on(
+        how: str, no_leaks: None) -> None:
+    with executor(workers=1) as ex:
+        if how == "sigkill":
+            future = ex.submit(chf.kill_self, 9)
+            name = "SIGKILL"
+        else:
+            future = ex.submit(chf.segfault)
+            name = "SIGSEGV"
+        with pytest.raises(BrokenProcessPool) as died:
+            future.result(TIMEOUT)
+        assert isinstance(died.value, ChildDied) and isinstance(died.value, WayoutError)
+        assert name in str(died.value)
+        assert ex.submit(chf.add, 1, 2).result(TIMEOUT) == 3
+
+
+@pytest.mark.timeout(120)
+def test_pickling_errors_and_base_exceptions_land_in_the_future(no_leaks: None) -> None:
+    with executor() as ex:
+        refused = ex.submit(chf.echo, threading.Lock())
+        with pytest.raises(TypeError) as lock:
+            refused.result(TIMEOUT)
+        assert isinstance(lock.value, InvalidJob)
+        with pytest.raises(pickle.PicklingError):
+            ex.submit(chf.echo, chf.RefusesPickling()).result(TIMEOUT)
+        with pytest.raises(InvalidJob):
+            ex.submit(chf.echo, chf.ExitsOnPickle()).result(TIMEOUT)
+        for how in ("exit", "interrupt"):
+            with pytest.raises(JobFailed, match="cannot be unpickled"):
+                ex.submit(chf.return_exploding, how).result(TIMEOUT)
+        with pytest.raises(JobFailed):  # a SystemExit in the job is the job's failure
+            ex.submit(chf.exit_job, 3).result(TIMEOUT)
+        assert ex.submit(chf.add, 1, 2).result(TIMEOUT) == 3
+
+
+@pytest.mark.timeout(120)
+def test_callbacks_run_off_the_loop_thread_and_cannot_stop_the_pool(no_leaks: None) -> None:
+    with executor() as ex:
+        threads: list[str] = []
+        done = threading.Event()
+
+        def note(future: cf.Future[Any]) -> None:
+            threads.append(threading.current_thread().name)
+
+        def exits(future: cf.Future[Any]) -> None:
+            raise SystemExit(1)
+
+        def interrupts(future: cf.Future[Any]) -> None:
+            raise KeyboardInterrupt
+
+        for callback in (note, exits, interrupts):
+            ex.submit(chf.add, 1, 1).add_done_callback(callback)
+        last = ex.submit(chf.add, 2, 2)
+        last.add_done_callback(lambda f: done.set())
+        assert done.wait(TIMEOUT)
+        assert threads and "wayout-executor" != threads[0]
+        assert ex.submit(chf.add, 3, 3).result(TIMEOUT) == 6
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_cancels_pending_futures_and_refuses_new_ones(
+        tmp_path: Path, no_leaks: None) -> None:
+    started = tmp_path / "started"
+    os.mkfifo(started)
+    ex = executor(workers=1)
+    running = ex.submit(chf.say_started_then_sleep, str(started), 0.5)
+    queued = [ex.submit(chf.add, i, i) for i in range(20)]
+    with open(started, "rb") as fifo:
+        assert fifo.read() == b"!"
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert running.result(0) == 0.5
+    assert any(f.cancelled() for f in queued)
+    assert all(f.done() for f in queued)
+    with pytest.raises(RuntimeError) as refused:
+        ex.submit(chf.add, 1, 1)
+    assert isinstance(refused.value, PoolClosed)
+    ex.shutdown()  # again: nothing to do
+
+
+@pytest.mark.timeout(120)
+def test_map_is_lazy_and_bounded(no_leaks: None) -> None:
+    with executor() as ex:
+        results = ex.map(chf.add, itertools.count(), itertools.count(), max_in_flight=3)
+        assert [next(results) for _ in range(10)] == [2 * i for i in range(10)]
+        results.close()  # cancels what was submitted ahead
+        with pytest.raises(TimeoutError):
+            list(ex.map(chf.sleep, [0.0, 30.0], timeout=0.5))
+
+
+@pytest.mark.timeout(120)
+def test_the_executor_drains_at_interpreter_exit(tmp_path: Path) -> None:
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "import sys\n"
+        "from runtime import Executor\n"
+        "from tests.runtime import child_funcs as chf\n"
+        "if __name__ == '__main__':\n"
+        "    ex = Executor(1, mp_context='fork')\n"
+        "    f = ex.submit(chf.sleep, 0.2)\n"
+        "    f.add_done_callback(lambda f: print('done', f.result(), flush=True))\n"
+        "    # no shutdown: the interpreter's exit drains it\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=TIMEOUT, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["done 0.2"]
