@@ -76,6 +76,16 @@ def _process_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list
     return [fn(*args) for args in chunk]
 
 
+def _result_or_cancel(future: cf.Future[Any], end: float | None) -> Any:
+    try:
+        return future.result(None if end is None else end - time.monotonic())
+    except BaseException:
+        future.cancel()
+        raise
+    finally:
+        del future
+
+
 class _Work:
     """One submitted job, from the caller's thread to its future's result."""
 
@@ -292,21 +302,18 @@ class Executor(cf.Executor):
                                              for item in itertools.islice(source, window))
 
         def results() -> Iterator[Any]:
+            # No local may hold a result or its future while suspended: a value
+            # the caller dropped must be freed (CPython's test_free_reference).
             try:
                 while ahead:
-                    future = ahead.popleft()
                     following = next(source, _END)
                     if following is not _END:
                         ahead.append(submit_one(following))
-                    try:
-                        value = future.result(None if end is None else end - time.monotonic())
-                    except BaseException:
-                        future.cancel()
-                        raise
+                    del following
                     if chunksize == 1:
-                        yield value
+                        yield _result_or_cancel(ahead.popleft(), end)
                     else:
-                        yield from value
+                        yield from _result_or_cancel(ahead.popleft(), end)
             finally:
                 for future in ahead:
                     future.cancel()
