@@ -64,6 +64,16 @@ class Trace:
     steps: tuple[TraceStep, ...]
     failing: int
     loop_start: int | None = None
+    #: For a wedge: the path on from the failing (last) state into the trap the
+    #: system can never leave (``models.trap``); its last state is in the trap
+    #: (with no steps, the failing state itself is), of ``trap_size`` states.
+    onward: tuple[TraceStep, ...] = ()
+    trap_size: int = 0
+
+    @property
+    def trapped(self) -> int | None:
+        """The index (in ``steps + onward``) of the state shown inside the trap, if any."""
+        return len(self.steps) + len(self.onward) - 1 if self.trap_size else None
 
     @property
     def labels(self) -> list[str]:
@@ -354,14 +364,31 @@ class _Graph:
         if not stuck:
             return None
         sid = stuck[0]  # lowest id: the closest to the initial state
-        trace = self._trace(self._path_to(sid), [], failing_last=True)
-        possible = self._labels_from(sid)
+        from models.trap import trap_path
+
+        prefix = self._path_to(sid)
+        onward, trap_size = trap_path(n, self.src, self.dst, ok, sid)
+        whole = self._trace(prefix + onward[1:], [], failing_last=True)
+        trace = Trace(whole.steps[:len(prefix)], failing=len(prefix) - 1,
+                      onward=whole.steps[len(prefix):], trap_size=trap_size)
+        possible = self._labels_from(onward[-1])
         what = "a quiescent state" if goal.name == WAY_OUT else goal.target
-        detail = [
-            f"{len(stuck)} of {n} reachable states cannot reach {what}.",
-            ("From the failing state these events are still possible, and none leads out: "
-             + "; ".join(possible)) if possible else
-            "From the failing state nothing can happen at all (a deadlock).",
+        trapped = trace.trapped
+        inside = ("it never leaves that state" if trap_size == 1 else
+                  f"it never leaves those {trap_size} states")
+        detail = [f"{len(stuck)} of {n} reachable states cannot reach {what}."]
+        if trace.onward:
+            first = self._labels_from(sid)
+            detail.append(
+                f"From state {trace.failing}, the first with no way out, these events are "
+                f"still possible; some move on, but none ever reaches {what}: "
+                + "; ".join(first))
+        detail += [
+            (f"State {trapped} is trapped: {inside}. Events still possible there, each of "
+             f"which keeps it inside and none of which reaches {what}: " + "; ".join(possible))
+            if possible else
+            f"State {trapped} is trapped: nothing can happen at all there (a deadlock "
+            "within the model's bounds).",
         ]
         if goal.doc:
             detail.insert(0, goal.doc)

@@ -2,12 +2,16 @@
 
 ``format_trace`` prints a counterexample as numbered events with the state
 after each; ``trace_dot`` draws the same path as a graphviz digraph, one box
-per state, the failing state highlighted (and, for a hot loop, the edge back
-to where the loop starts). Rendering the DOT to SVG needs graphviz's ``dot``
-binary and is the CLI's job.
+per state, the failing state highlighted (for a wedge, the path goes on to a
+state of the trap the system can never leave, drawn dark; for a hot loop,
+the edge back to where the loop starts). ``picture_name`` names the picture
+after the design and its parameters. Rendering the DOT to SVG needs
+graphviz's ``dot`` binary and is the CLI's job.
 """
 
 from __future__ import annotations
+
+import re
 
 import graphviz
 
@@ -34,10 +38,14 @@ def format_trace(v: Violation) -> str:
     """The counterexample of ``v`` as numbered lines: event, then the state after it."""
     lines = []
     trace = v.trace
-    for i, step in enumerate(trace.steps):
+    for i, step in enumerate(trace.steps + trace.onward):
         marks = []
         if i == trace.failing:
             marks.append("<-- fails here" if trace.loop_start is None else "<-- loop starts here")
+            if trace.trapped is not None and trace.trapped != i:
+                marks.append("(no way out from here on)")
+        if i == trace.trapped:
+            marks.append("<-- trapped: the system never leaves it")
         if step.time_passed:
             marks.append("(time passes)")
         if step.spawns:
@@ -62,7 +70,12 @@ def format_violation(v: Violation) -> str:
         head += f"\n  (property: {doc})"
     parts = [head]
     parts.extend(f"  {line}" for line in v.detail)
-    parts.append(f"  shortest trace ({len(v.trace.steps) - 1} events):")
+    trace = v.trace
+    if trace.onward:
+        parts.append(f"  shortest trace ({trace.failing} events to the first state with no way "
+                     f"out, {len(trace.onward)} more into the trap):")
+    else:
+        parts.append(f"  shortest trace ({len(trace.steps) - 1} events):")
     parts.append(format_trace(v))
     return "\n".join(parts)
 
@@ -111,13 +124,19 @@ def trace_dot(result: Result, v: Violation) -> str:
         edge_attr={"fontname": "Helvetica", "fontsize": "9"},
     )
     trace = v.trace
-    for i, step in enumerate(trace.steps):
+    for i, step in enumerate(trace.steps + trace.onward):
         text = f"#{i}\n{step.state}"
         if step.broken:
             text += "\n" + "\n".join(f"! {b}" for b in step.broken)
         attrs = {}
-        if i == trace.failing:
+        if i == trace.trapped:
+            text += "\nTRAPPED: the system never leaves it"
+            attrs = {"fillcolor": "#e6a19a", "color": "#7b241c", "penwidth": "3"}
+        elif i == trace.failing:
+            text += "\n(no way out from here on)" if trace.trapped is not None else ""
             attrs = {"fillcolor": "#f8c9c4", "color": "#c0392b", "penwidth": "2"}
+        elif trace.trapped is not None and i > trace.failing:
+            attrs = {"fillcolor": "#fbe3e0"}
         elif trace.loop_start is not None and i > trace.loop_start:
             attrs = {"fillcolor": "#fde9c8"}
         g.node(f"s{i}", _escape(text).replace("\n", "\\l") + "\\l", **attrs)
@@ -128,9 +147,25 @@ def trace_dot(result: Result, v: Violation) -> str:
         # What the failing state can still do (a wedge is not a deadlock), and the like.
         g.node("detail", _escape("\n".join(v.detail)).replace("\n", r"\l") + r"\l",
                shape="note", fillcolor="#fff8dc")
-        g.edge(f"s{trace.failing}", "detail", style="dotted", arrowhead="none")
+        noted = trace.failing if trace.trapped is None else trace.trapped
+        g.edge(f"s{noted}", "detail", style="dotted", arrowhead="none")
     if trace.loop_start is not None:
         last = len(trace.steps) - 1
         g.edge(f"s{last}", f"s{trace.loop_start}", label="same state: repeats forever",
                style="dashed", color="#c0392b", constraint="false")
     return str(g.source)
+
+
+def picture_name(design: str, parameters: str = "") -> str:
+    """The file name of a counterexample's picture: the design and its parameters.
+
+    Two runs of one design with other parameters get other names
+    (``counterexample-z1-agents-js-1748-jobs2-crashes1.svg``); only letters,
+    digits, ``_``, ``.`` and ``-`` are kept.
+    """
+    slug = _slug(parameters.replace("=", ""))
+    return f"counterexample-{_slug(design) or 'design'}" + (f"-{slug}" if slug else "") + ".svg"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.")

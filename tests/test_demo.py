@@ -54,7 +54,7 @@ def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "child dies while warming (OOM)  <-- fails here" in out
     assert "the fix (PR #1768): verified" in out
     assert "wayout's own core: verified" in out
-    assert (tmp_path / "counterexample-z1-agents-js-1748.svg").is_file()
+    assert (tmp_path / "counterexample-z1-agents-js-1748-jobs1-crashes1.svg").is_file()
     assert re.search(r"model check: bug zoo +(\d+)/\1 historical designs caught, 1/1 fix "
                      r"verified +ok", out)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from models.design import Design
     from models.explorer import Progress, Result, Violation
     from models.registry import Bounds
 
@@ -57,6 +58,25 @@ def run_models(names: Sequence[str], bounds: Bounds, *, workers: int, max_states
                 results.append(result)
             return results
         return _run_parallel(names, bounds, workers, max_states, show)
+
+
+def run_design(design: Design[Any], *, max_states: int, console: Console) -> Result:
+    """Explore one design instance (a user's own: ``wayout check --design``) in this process."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as ProgressBars
+
+    from models.explorer import explore
+
+    columns = (TextColumn("{task.description:<26}"), BarColumn(bar_width=None),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with ProgressBars(*columns, console=console, transient=True,
+                      disable=not console.is_terminal) as progress:
+        task = progress.add_task(design.name, total=None, info="exploring")
+        result = explore(design, max_states=max_states,
+                         progress=lambda p: progress.update(task, info=_info(p)),
+                         progress_every=PROGRESS_EVERY)
+        progress.update(task, info=_done_info(result), total=1, completed=1)
+    return result
 
 
 def _run_parallel(names: Sequence[str], bounds: Bounds, workers: int, max_states: int,
@@ -116,15 +136,21 @@ def violations_to_show(result: Result) -> list[Violation]:
     return expected
 
 
-def write_counterexample(out: Path, result: Result, v: Violation) -> str:
-    """Render ``v`` to ``out/counterexample-<model>.svg`` (DOT if graphviz is missing)."""
+def write_counterexample(out: Path, result: Result, v: Violation, parameters: str | None = None,
+                         ) -> str:
+    """Render ``v`` to ``out/<models.report.picture_name>`` (DOT if graphviz is missing).
+
+    The name carries the design and its parameters (``parameters``, else the
+    result's own), so runs with other parameters do not overwrite each other.
+    """
     import graphviz
 
-    from models.report import trace_dot
+    from models.report import picture_name, trace_dot
 
     out.mkdir(parents=True, exist_ok=True)
     source = trace_dot(result, v)
-    svg = out / f"counterexample-{result.design}.svg"
+    svg = out / picture_name(result.design, result.parameters if parameters is None
+                             else parameters)
     try:
         data = graphviz.Source(source).pipe(format="svg")
     except graphviz.ExecutableNotFound:

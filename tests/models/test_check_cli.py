@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from models import registry
+from models.report import picture_name
 from runtime.tools.cli import main
 
 
@@ -25,7 +26,7 @@ def test_a_zoo_model_fails_with_its_trace_and_picture(
     assert "way_out violated" in out
     assert "child dies while warming (OOM)" in out
     assert "<-- fails here" in out
-    svg = tmp_path / "counterexample-z1-agents-js-1748.svg"
+    svg = tmp_path / "counterexample-z1-agents-js-1748-jobs1-crashes1.svg"
     text = svg.read_text(encoding="utf-8")
     assert "<svg" in text and "DEAD" in text
 
@@ -68,8 +69,8 @@ def test_every_model_as_expected_in_two_processes(
     for name in registry.names():
         assert name in out
     pictures = sorted(p.name for p in tmp_path.iterdir())
-    zoo = [m.name for m in registry.MODELS if m.design.expected is not None]
-    assert pictures == sorted(f"counterexample-{n}.svg" for n in zoo)
+    zoo = [m for m in registry.MODELS if m.design.expected is not None]
+    assert pictures == sorted(picture_name(m.name, m.design.parameters()) for m in zoo)
 
 
 def test_a_model_stopped_by_the_state_limit_is_not_verified(

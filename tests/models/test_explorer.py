@@ -100,6 +100,36 @@ def test_way_out_only_even_though_no_state_is_a_deadlock() -> None:
     assert v.trace.failing == 2
     assert "2 of 6 reachable states" in v.detail[0]
     assert "submit; timer" in v.detail[1]  # it is not a deadlock: events remain
+    # The trace goes on into the trap: with the job submitted, only the timer is left.
+    assert [s.label for s in v.trace.onward] == ["submit"]
+    assert v.trace.trap_size == 1 and v.trace.trapped == 3
+    assert v.detail[2] == ("State 3 is trapped: it never leaves that state. Events still "
+                           "possible there, each of which keeps it inside and none of which "
+                           "reaches a quiescent state: timer")
+
+
+def test_the_trace_goes_on_to_the_nearest_trap_and_names_its_size() -> None:
+    # After "die" the pool can still serve one round (a worker takes the task: progress),
+    # but never reaches quiescence; the trap is the two-state cycle at the end.
+    edges = dict(HEALTHY)
+    edges["warming"] = [E("ready", "idle"), E("die", "one-worker")]
+    edges["one-worker"] = [E("worker takes task", "no-worker")]
+    edges["no-worker"] = [E("timer", "no-worker+tick", timed=True)]
+    edges["no-worker+tick"] = [E("timer", "no-worker", timed=True)]
+    result = explore(Graph("trap", edges, quiet={"idle", "backoff"}))
+    v = result.violation(WAY_OUT)
+    assert v is not None
+    assert v.trace.labels == ["spawn", "die"]
+    assert [s.label for s in v.trace.onward] == ["worker takes task"]
+    assert v.trace.trap_size == 2
+    assert "worker takes task" in v.detail[1] and "none ever reaches" in v.detail[1]
+    assert "never leaves those 2 states" in v.detail[2] and v.detail[2].endswith(": timer")
+
+
+def test_a_first_stuck_state_inside_its_trap_has_no_onward_path() -> None:
+    edges = {"init": [E("spawn", "stuck", spawns=1)], "stuck": [E("tick", "stuck", timed=True)]}
+    v = explore(Graph("selfloop", edges, quiet={"init"})).violation(WAY_OUT)
+    assert v is not None and v.trace.onward == () and v.trace.trapped == 1
 
 
 def test_a_deadlock_is_reported_as_one() -> None:

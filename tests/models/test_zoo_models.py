@@ -82,8 +82,11 @@ def test_the_remedy_passes(design: Design[object]) -> None:
 def test_z1_wedge_is_not_a_deadlock() -> None:
     v = explore(AgentsJs1748()).violation(WAY_OUT)
     assert v is not None
-    # The timer and new jobs stay enabled in the wedged state.
-    assert "init timer fires" in v.detail[-1] and "user submits job 0" in v.detail[-1]
+    # The timer and new jobs stay enabled in the first wedged state...
+    assert "init timer fires" in v.detail[1] and "user submits job 0" in v.detail[1]
+    # ...and the trace goes on until both have happened: the job waits forever.
+    assert [s.label for s in v.trace.onward] == ["init timer fires", "user submits job 0"]
+    assert "jobs waiting 1" in v.trace.onward[-1].state
 
 
 def test_z1_availability_lies() -> None:

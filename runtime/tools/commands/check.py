@@ -14,10 +14,12 @@ be explored completely).
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fsm.errors import WayoutError
 from runtime.tools.commands.argtypes import natural, positive
 from runtime.tools.commands.diagrams import default_dir
 from runtime.tools.model_runner import (
@@ -30,6 +32,7 @@ from runtime.tools.model_runner import (
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from models.design import Design
     from models.explorer import Result, Violation
     from models.registry import Bounds
 
@@ -47,6 +50,13 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--model", metavar="NAME", help="check only this model (see --list)")
+    parser.add_argument("--design", metavar="FILE.py:CLASS|MODULE:CLASS",
+                        help="check your own Design subclass, from a file or an importable "
+                        "module; exit 0 if it behaves as its `expected` says (None: every "
+                        "property holds), 1 otherwise")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter of --design's class, typed from its constructor "
+                        "(repeat for several)")
     parser.add_argument("--list", action="store_true", help="list the models and exit")
     parser.add_argument("--children", type=positive, metavar="N",
                         help="max_children of wayout's model (default 2)")
@@ -84,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print_list(console)
         return 0
+    if args.design is not None:
+        return run_user_design(console, args)
+    if args.param:
+        raise UsageError("--param NAME=VALUE goes with --design (a model of the registry "
+                         "takes --children, --jobs, --restarts)")
     bounds = registry.Bounds(children=args.children, jobs=args.jobs, restarts=args.restarts)
     if args.bench:
         bench(console, bounds, workers=args.workers, max_states=args.max_states)
@@ -141,6 +156,68 @@ def write_json(path: Path, results: Sequence[Result], ok: bool) -> None:
         ],
     }
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+class UsageError(WayoutError):
+    """Options of ``wayout check`` that do not go together."""
+
+
+def load_design(ref: str, params: Sequence[str]) -> Design[Any]:
+    """The ``Design`` that ``--design ref`` names, built with ``--param`` values."""
+    from models.design import Design
+    from runtime.tools.loader import WrongKind, instantiate, load
+
+    obj = load(ref, "--design")
+    if isinstance(obj, type) and issubclass(obj, Design):
+        if inspect.isabstract(obj):
+            missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+            raise WrongKind(f"--design {ref!r}: {obj.__name__} is abstract: it does not "
+                            f"define {missing}")
+        design: Design[Any] = instantiate(obj, params)
+        return design
+    if isinstance(obj, Design):
+        if params:
+            raise WrongKind(f"--design {ref!r} names an instance of {type(obj).__name__}, "
+                            "which takes no --param: name the class instead")
+        return obj
+    raise WrongKind(f"--design {ref!r} is {_kind(obj)}, not a models.design.Design subclass "
+                    "(see models/README.md, \"Check your own design\")")
+
+
+def _kind(obj: object) -> str:
+    if isinstance(obj, type):
+        return f"the class {obj.__qualname__}"
+    return f"a {type(obj).__name__}"
+
+
+def run_user_design(console: Console, args: argparse.Namespace) -> int:
+    from runtime.tools.model_runner import run_design
+
+    if args.model or args.children or args.jobs is not None or args.restarts is not None:
+        raise UsageError("--design takes its bounds as --param NAME=VALUE, not --model, "
+                         "--children, --jobs or --restarts")
+    design = load_design(args.design, args.param)
+    result = run_design(design, max_states=args.max_states, console=console)
+    print_summary(console, [result])
+    shown = violations_to_show(result)
+    if shown and not args.summary:
+        print_violations(console, result, shown)
+    if not result.violations and result.expected is not None:
+        console.print(f"[bold red]{result.design}: expected to break {result.expected}, "
+                      "but every property holds[/]")
+    elif result.expected is not None and not result.as_expected:
+        console.print(f"[bold red]{result.design}: expected to break {result.expected}, "
+                      f"but breaks {', '.join(sorted(result.found))}[/]")
+    if shown:
+        out: Path = args.out if args.out is not None else Path.cwd()
+        params = result.parameters or " ".join(args.param)
+        console.print(write_counterexample(out, result, shown[0], params))
+    if not result.stats.complete:
+        console.print(f"[bold red]{result.design}: stopped at {result.stats.states:,} "
+                      f"states (--max-states): not verified[/]")
+    if args.json is not None:
+        write_json(args.json, [result], result.as_expected)
+    return 0 if result.as_expected else 1
 
 
 # ----------------------------------------------------------------------------

@@ -103,7 +103,10 @@ def run(console: Console, *, quick: bool, out: Path) -> CheckOutcome:
         if violation is not None:
             outcome.svgs.append(model_runner.write_counterexample(out, result, violation))
     if outcome.svgs:
-        z1_svg = out / f"counterexample-{Z1}.svg"
+        from models.report import picture_name
+
+        z1 = next(r for r in results if r.design == Z1)
+        z1_svg = out / picture_name(z1.design, z1.parameters)
         console.print(Text(f"drew {len(outcome.svgs)} counterexamples as pictures, e.g. {z1_svg}",
                            style="dim"), soft_wrap=True)
     for result in results:
