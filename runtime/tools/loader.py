@@ -119,10 +119,15 @@ def _import_failure(exc: BaseException, ref: str, option: str, what: str) -> Loa
                 "\"Names that collide\")")
         return LoadError(f"{option} {ref!r}: importing {what} failed: no module "
                          f"{exc.name!r} (is it installed, or on PYTHONPATH?)")
+    # The innermost frame of the user's code (not wayout's, which raised a SpecError, say).
+    ours = tuple(str(Path(sys.modules[p].__file__ or "").resolve().parent) + "/"
+                 for p in WAYOUT_PACKAGES if p in sys.modules)
     where = ""
     tb = exc.__traceback__
     while tb is not None:
-        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        filename = tb.tb_frame.f_code.co_filename
+        if not filename.startswith(ours) and not filename.startswith("<frozen"):
+            where = f" at {filename}:{tb.tb_lineno}"
         tb = tb.tb_next
     return LoadError(f"{option} {ref!r}: importing {what} raised "
                      f"{type(exc).__name__}: {exc}{where}")

@@ -3,6 +3,11 @@
 The DOT source comes from ``fsm.diagram`` (pure); this module does the file
 I/O and runs graphviz's ``dot`` to render SVG when it is installed. ``--check``
 compares only the ``.dot`` files: the SVG bytes depend on the graphviz version.
+
+``--spec FILE.py:NAME`` or ``--spec MODULE:NAME`` draws a user's own
+``LifecycleSpec`` (or a list or tuple of them) instead of wayout's: the spec
+validated when it was constructed, as wayout's own do, so a spec with a state
+without a timeout or without a way to a final state fails to load.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +51,49 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="exit 1 naming each .dot that differs from what the specs produce",
     )
+    parser.add_argument(
+        "--spec",
+        metavar="FILE.py:NAME|MODULE:NAME",
+        help="draw your own LifecycleSpec (or a list of them) instead of wayout's "
+        "(default --out: the current directory)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out: Path = args.out if args.out is not None else default_dir()
+    specs: Sequence[fsm.LifecycleSpec] = fsm.ALL
+    again = "wayout diagrams"
+    if args.spec is not None:
+        specs = load_specs(args.spec)
+        again = f"wayout diagrams --spec {args.spec}"
+    default = default_dir() if args.spec is None else Path.cwd()
+    out: Path = args.out if args.out is not None else default
     if args.check:
-        stale = check(out)
+        stale = check(out, specs)
         for line in stale:
             print(line, file=sys.stderr)
         if stale:
-            print("regenerate them with: wayout diagrams", file=sys.stderr)
+            print(f"regenerate them with: {again}", file=sys.stderr)
             return 1
-        print(f"diagrams in {out} match the specs ({len(fsm.ALL)} lifecycles)")
+        print(f"diagrams in {out} match the specs ({len(specs)} lifecycles)")
         return 0
-    for line in write(out):
+    for line in write(out, specs):
         print(line)
     return 0
+
+
+def load_specs(ref: str) -> list[fsm.LifecycleSpec]:
+    """The spec(s) ``--spec ref`` names: a ``LifecycleSpec``, or a list or tuple of them."""
+    from runtime.tools.loader import WrongKind, load
+
+    obj = load(ref, "--spec")
+    if isinstance(obj, fsm.LifecycleSpec):
+        return [obj]
+    if isinstance(obj, (list, tuple)) and obj and all(
+            isinstance(s, fsm.LifecycleSpec) for s in obj):
+        return list(obj)
+    kind = f"the class {obj.__qualname__}" if isinstance(obj, type) else f"a {type(obj).__name__}"
+    raise WrongKind(f"--spec {ref!r} is {kind}, not an fsm.LifecycleSpec (nor a list of them)")
 
 
 def default_dir() -> Path:
@@ -72,10 +104,10 @@ def default_dir() -> Path:
     return Path("diagrams")
 
 
-def check(out: Path) -> list[str]:
+def check(out: Path, specs: Sequence[fsm.LifecycleSpec] = fsm.ALL) -> list[str]:
     """One line per committed .dot that is missing or differs from the specs."""
     problems: list[str] = []
-    for filename, source in dot_files().items():
+    for filename, source in dot_files(specs).items():
         path = out / filename
         if not path.is_file():
             problems.append(f"{path}: missing")
@@ -84,12 +116,12 @@ def check(out: Path) -> list[str]:
     return problems
 
 
-def write(out: Path) -> list[str]:
+def write(out: Path, specs: Sequence[fsm.LifecycleSpec] = fsm.ALL) -> list[str]:
     """Write every .dot (and .svg when ``dot`` exists); return what was done, one line each."""
     out.mkdir(parents=True, exist_ok=True)
     dot = find_dot()
     done: list[str] = []
-    for filename, source in dot_files().items():
+    for filename, source in dot_files(specs).items():
         dot_path = out / filename
         dot_path.write_text(source, encoding="utf-8")
         if dot is None:
