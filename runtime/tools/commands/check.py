@@ -54,6 +54,9 @@ def register(subparsers: Any) -> None:
                         help="check your own Design subclass, from a file or an importable "
                         "module; exit 0 if it behaves as its `expected` says (None: every "
                         "property holds), 1 otherwise")
+    parser.add_argument("--config", metavar="FILE.py:NAME|MODULE:NAME",
+                        help="check wayout's core with the ordering of your own PoolConfig's "
+                        "durations, and its settings for hazards; exit 1 on any")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter of --design's class, typed from its constructor "
                         "(repeat for several)")
@@ -94,8 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print_list(console)
         return 0
+    if args.design is not None and args.config is not None:
+        raise UsageError("--design and --config check different things: give one")
     if args.design is not None:
         return run_user_design(console, args)
+    if args.config is not None:
+        return run_user_config(console, args)
     if args.param:
         raise UsageError("--param NAME=VALUE goes with --design (a model of the registry "
                          "takes --children, --jobs, --restarts)")
@@ -218,6 +225,61 @@ def run_user_design(console: Console, args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json(args.json, [result], result.as_expected)
     return 0 if result.as_expected else 1
+
+
+#: The bounds of wayout's model under a user's config: one child, one job (the
+#: user's durations take more distinct values than the model's own, and each
+#: distinct relative deadline is a state).
+CONFIG_CHILDREN = 1
+CONFIG_JOBS = 1
+CONFIG_MAX_STATES = 500_000
+
+
+def run_user_config(console: Console, args: argparse.Namespace) -> int:
+    from fsm.config import PoolConfig
+    from models.config_check import hazard_designs, model_of
+    from models.wayout import WayoutDesign
+    from runtime.tools.loader import WrongKind, load
+    from runtime.tools.model_runner import run_design
+
+    if args.model or args.param or args.children or args.jobs is not None:
+        raise UsageError("--config takes no --model, --param, --children or --jobs")
+    config = load(args.config, "--config")
+    if not isinstance(config, PoolConfig):
+        raise WrongKind(f"--config {args.config!r} is {_kind(config)}, not a "
+                        "fsm.config.PoolConfig")
+    mapped = model_of(config, children=CONFIG_CHILDREN)
+    core = WayoutDesign(jobs=CONFIG_JOBS, config=mapped, cancel=False, drain=False)
+    core.name = "wayout-your-config"
+    core.title = "wayout's core with the ordering of your durations"
+    durations = ", ".join(f"{n} {getattr(config, n):g}->{getattr(mapped, n):g}"
+                          for n in ("spawn_timeout", "initialize_timeout", "queue_timeout",
+                                    "ack_timeout", "job_timeout", "ping_interval",
+                                    "ping_timeout"))
+    console.print(f"your durations as the model's integers (same order and ties): {durations}",
+                  style="dim")
+    max_states = min(args.max_states, CONFIG_MAX_STATES)
+    designs: list[Design[Any]] = [*hazard_designs(config), core]
+    results = [run_design(d, max_states=max_states, console=console) for d in designs]
+    print_summary(console, results)
+    out: Path = args.out if args.out is not None else Path.cwd()
+    for result in results:
+        if result.violations and not args.summary:
+            print_violations(console, result, list(result.violations))
+        if result.violations:
+            console.print(write_counterexample(out, result, result.violations[0]))
+        if not result.stats.complete:
+            console.print(f"[bold red]{result.design}: stopped at {result.stats.states:,} "
+                          f"states (--max-states): not verified[/]")
+    ok = all(r.as_expected for r in results)
+    hazards = [v for r in results[:-1] for v in r.violations]
+    console.print(f"[bold {'green' if ok else 'red'}]"
+                  + (f"{args.config}: no hazard found" if ok else
+                     f"{args.config}: {len(hazards)} hazard(s)"
+                     + ("" if results[-1].as_expected else ", and the core model fails")) + "[/]")
+    if args.json is not None:
+        write_json(args.json, results, ok)
+    return 0 if ok else 1
 
 
 # ----------------------------------------------------------------------------
