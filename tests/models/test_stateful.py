@@ -15,29 +15,22 @@ the test that the search can find a wedge at all.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
-    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
 )
 
 from fsm import events as ev
-from models.design import Design, Step
-from models.explorer import reaches
+from models.testing import design_walk, hypothesis_search, walk_of
 from models.wayout import WayoutDesign, World, model_config
 from models.zoo.z1_agents_js_1748 import AgentsJs1748, AgentsJs1768
 from models.zoo.z5_hot_respawn import HotRespawn
-
-#: States the "way out from here" search may visit before it gives up (and fails).
-SEARCH_STATES = 3_000
 
 FAST = settings(max_examples=40, stateful_step_count=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -45,65 +38,8 @@ DEEP = settings(max_examples=300, stateful_step_count=80, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
-class DesignWalk(RuleBasedStateMachine):
-    """A random walk through any design: each step is one of its successors."""
-
-    design: ClassVar[Design[Any]]
-    #: Spawns allowed in a row while no time passes (a bound on respawn storms).
-    max_spawns_at_once: ClassVar[int] = 12
-    #: Whether to search for a way out after every step.
-    check_way_out: ClassVar[bool] = True
-    #: The labels of the most recent walk (after shrinking: the minimal one).
-    last_walk: ClassVar[list[str]] = []
-
-    @initialize()
-    def start(self) -> None:
-        self.state = self.design.initial()
-        self.spawns_at_once = 0
-        self.walk: list[str] = []
-        type(self).last_walk = self.walk
-
-    def take(self, step: Step[Any]) -> None:
-        self.walk.append(step.label)
-        assert not step.broken, f"{step.label}: {'; '.join(step.broken)}"
-        self.spawns_at_once = 0 if step.time_passed else self.spawns_at_once + step.spawns
-        self.state = step.state
-
-    def steps(self) -> list[Step[Any]]:
-        return list(self.design.successors(self.state))
-
-    @precondition(lambda self: bool(self.steps()))
-    @rule(pick=st.integers(min_value=0, max_value=1_000))
-    def any_event(self, pick: int) -> None:
-        steps = self.steps()
-        self.take(steps[pick % len(steps)])
-
-    @precondition(lambda self: not self.steps())
-    @rule()
-    def nothing_can_happen(self) -> None:
-        """A final state (say, closed with every job settled): the walk rests."""
-
-    @invariant()
-    def safe(self) -> None:
-        broken = self.design.invariants(self.state)
-        assert not broken, "; ".join(broken)
-
-    @invariant()
-    def no_respawn_storm(self) -> None:
-        assert self.spawns_at_once <= self.max_spawns_at_once, (
-            f"{self.spawns_at_once} spawns with no time passing")
-
-    @invariant()
-    def way_out(self) -> None:
-        if not self.check_way_out:
-            return
-        found = reaches(self.design, self.state, max_states=SEARCH_STATES)
-        assert found is not False, "no way out: no quiescent state is reachable from here"
-        assert found is True, f"no quiescent state within {SEARCH_STATES} states of here"
-
-
-def walk_of(design: Design[Any], **attrs: Any) -> type[DesignWalk]:
-    return type(f"Walk_{design.name}", (DesignWalk,), {"design": design, **attrs})
+#: The walk through any design, shared with users (models/testing.py).
+DesignWalk = design_walk()
 
 
 # ----------------------------------------------------------------------------
@@ -222,3 +158,18 @@ def test_hypothesis_finds_the_hot_respawn_loop() -> None:
                                  "pool spawns a child", "the initializer raises; the child exits",
                                  "pool spawns a child", "the initializer raises; the child exits",
                                  "pool spawns a child"]
+
+
+def test_a_users_design_in_one_call() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    try:
+        from tutorial_pool import RestartingPool
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(AssertionError, match="no way out"):
+        hypothesis_search(RestartingPool(jobs=2), max_examples=200, derandomize=True)
+    hypothesis_search(RestartingPool(jobs=3, deaths=2, restart_on_signal=True),
+                      max_examples=50, derandomize=True)
