@@ -137,3 +137,11 @@ def test_a_users_own_models_package_does_not_shadow_wayouts(tmp_path: Path) -> N
         cwd=project, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 1, run.stderr
     assert "VIOLATED" in run.stdout
+
+
+def test_the_tutorial_shows_the_example_file_as_it_is() -> None:
+    readme = (Path(__file__).resolve().parent.parent.parent / "models" / "README.md").read_text(
+        encoding="utf-8")
+    section = readme.split("## Check your own design", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == (EXAMPLES / "tutorial_pool.py").read_text(encoding="utf-8")

@@ -9,6 +9,13 @@ Exit status: without ``--model``, 0 only if every result is as expected
 (wayout's design verified, every zoo design caught by the property it
 breaks); with ``--model``, 1 if the model breaks any property (or could not
 be explored completely).
+
+A user's own work: ``--design FILE.py:CLASS`` (or ``MODULE:CLASS``) checks a
+``Design`` subclass with ``--param NAME=VALUE`` for its constructor (exit 0
+when it behaves as its ``expected`` says); ``--config FILE.py:NAME`` checks
+wayout's core with the ordering of a ``PoolConfig``'s durations, and the
+config's hazards (``models.config_check``). Loading is
+``runtime.tools.loader``'s.
 """
 
 from __future__ import annotations
@@ -75,7 +82,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--summary", action="store_true",
                         help="print the summary table only, no traces")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="where counterexample-<model>.svg go (default: diagrams/)")
+                        help="where counterexample pictures go (default: diagrams/; with --design "
+                        "or --config: the current folder)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write the results to FILE as JSON (for scripts; "
                         "wayout mutants reads it)")
