@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "bench",
     "check",
+    "mutants",
     "soak",
 )
 
