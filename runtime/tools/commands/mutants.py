@@ -26,6 +26,7 @@ from runtime.tools.commands.argtypes import natural, positive
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from runtime.tools.mutation import engine
     from runtime.tools.mutation.catalogue import Mutant
     from runtime.tools.mutation.engine import Outcome, Verdict
 
@@ -50,8 +51,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--unit", action="store_true",
                         help="also run the core's fast unit tests on each mutant (for "
                         "comparison; about 5 s more each)")
-    parser.add_argument("--timeout", type=positive, default=600, metavar="S",
-                        help="give up on one mutant's check after S seconds (default 600)")
+    parser.add_argument("--timeout", type=positive, default=300, metavar="S",
+                        help="give up on one mutant's check after S seconds (default 300; "
+                        "a mutant whose state space never ends is reported as a timeout)")
     parser.add_argument("--children", type=positive, metavar="N",
                         help="wayout check --children for each mutant")
     parser.add_argument("--jobs", type=natural, metavar="M",
@@ -99,8 +101,15 @@ def run(args: argparse.Namespace) -> int:
                         ("--restarts", args.restarts)):
         if value is not None:
             check_args += [flag, str(value)]
-    options = engine.Options(check_args=tuple(check_args), unit=args.unit,
-                             timeout=float(args.timeout))
+    with engine.snapshot(engine.Options(check_args=tuple(check_args), unit=args.unit,
+                                        timeout=float(args.timeout))) as options:
+        return _run(console, mutants, options, args)
+
+
+def _run(console: Console, mutants: Sequence[Mutant], options: engine.Options,
+         args: argparse.Namespace) -> int:
+    from runtime.tools.mutation import engine
+
     if not args.no_baseline:
         console.print("checking the unmutated tree first ...")
         base = engine.baseline(options)

@@ -24,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fsm.errors import WayoutError
@@ -315,9 +316,21 @@ def baseline(options: Options) -> Verdict:
     return verdict
 
 
+@contextmanager
+def snapshot(options: Options) -> Iterator[Options]:
+    """``options`` on a frozen copy of its tree: edits to the working tree while
+    mutants run (minutes) change nothing in the run."""
+    with tempfile.TemporaryDirectory(prefix="wayout-mutants-") as tmp:
+        frozen = Path(tmp) / "tree"
+        copy_tree(options.root, frozen)
+        yield replace(options, root=frozen)
+
+
 def run_all(mutants: Sequence[Mutant], options: Options, *, workers: int = 2,
             done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """Run every mutant, ``workers`` at a time; results in catalogue order."""
+    """Run every mutant, ``workers`` at a time; results in catalogue order.
+
+    ``options.root`` should be a snapshot (``snapshot``) if the tree may change meanwhile."""
     check_applies(mutants, options.root)
 
     def one(m: Mutant) -> Outcome:
