@@ -31,6 +31,10 @@ def _default_start_method() -> str:
     return "forkserver"
 
 
+#: The ways a job can be pickled (``PoolConfig.serializer``).
+SERIALIZERS = frozenset({"pickle", "cloudpickle"})
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     """The settings of a pool. See README's settings table for each default's reason."""
@@ -67,6 +71,9 @@ class PoolConfig:
     memory_limit_mb: float | None = None
     # --- IPC -------------------------------------------------------------------
     max_message_bytes: int = 64 * 1024 * 1024
+    #: how jobs and the initializer are pickled: "pickle", or "cloudpickle" for
+    #: functions from __main__, notebooks and lambdas (the `cloudpickle` extra)
+    serializer: str = "pickle"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -81,6 +88,9 @@ class PoolConfig:
                 f"PoolConfig.max_message_bytes={self.max_message_bytes} exceeds "
                 f"{MAX_FRAME_BYTES}, the most a frame's 4-byte length can say"
             )
+        if self.serializer not in SERIALIZERS:
+            raise ConfigError(
+                f"PoolConfig.serializer={self.serializer!r}: use one of {sorted(SERIALIZERS)}")
         if self.max_jobs_per_child is not None:
             self._check_count("max_jobs_per_child", self.max_jobs_per_child, minimum=1)
         for name in ("memory_warn_mb", "memory_limit_mb"):

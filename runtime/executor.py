@@ -265,7 +265,8 @@ class Executor(cf.Executor):
                 raise PoolClosed("cannot schedule new futures after interpreter shutdown")
         future: cf.Future[Any] = cf.Future()
         try:
-            payload = pickle_job(fn, args, kwargs, self._config.max_message_bytes)
+            payload = pickle_job(fn, args, kwargs, self._config.max_message_bytes,
+                                 self._pool._dumps)
         except InvalidJob as exc:
             future.set_exception(exc)
             return future
@@ -345,9 +346,13 @@ class Executor(cf.Executor):
         pool = self._pool
         pool.subscribe(self._on_command)
         try:
-            await pool.start()
+            starting = asyncio.ensure_future(pool.start())
+            # One step of start() makes the pool's driver: jobs are queued from
+            # then on, while the children start (PPE too takes jobs at once).
+            await asyncio.sleep(0)
             self._started = True
             self._dispatch()
+            await starting
             await self._stop.wait()
         finally:
             await pool.close()

@@ -312,7 +312,8 @@ class Pool:
         if not isinstance(config, PoolConfig):
             raise ConfigError(f"Pool needs a PoolConfig, got {type(config).__name__}")
         self._config = config
-        self._init_payload = _pickle_initializer(config)
+        self._dumps = serializer(config)
+        self._init_payload = _pickle_initializer(config, self._dumps)
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._child_main = child_main if child_main is not None else child.main
         self._core: SupervisorCore | None = None
@@ -1013,7 +1014,7 @@ class Pool:
 
     def _pickle_job(self, fn: Callable[..., Any], args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> bytes:
-        return pickle_job(fn, args, kwargs, self._config.max_message_bytes)
+        return pickle_job(fn, args, kwargs, self._config.max_message_bytes, self._dumps)
 
 
 class _Start:
@@ -1073,8 +1074,34 @@ class _Spawner:
                     start.proc.kill_unattached()
 
 
+def serializer(config: PoolConfig) -> Callable[[Any], bytes]:
+    """The ``dumps`` of ``config.serializer``: pickle's, or cloudpickle's (an
+    optional extra, ``pip install 'wayout[cloudpickle]'``). The child unpickles
+    either with ``pickle.loads``: cloudpickle's output needs only cloudpickle
+    importable there."""
+    if config.serializer == "cloudpickle":
+        try:
+            import cloudpickle  # type: ignore[import-untyped, unused-ignore]
+        except ImportError as exc:
+            raise ConfigError(
+                "PoolConfig.serializer='cloudpickle' needs cloudpickle: "
+                "pip install 'wayout[cloudpickle]'") from exc
+
+        def dumps(value: Any) -> bytes:
+            data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            return data
+
+        return dumps
+    return _plain_dumps
+
+
+def _plain_dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def pickle_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-               max_message_bytes: int) -> bytes:
+               max_message_bytes: int,
+               dumps: Callable[[Any], bytes] | None = None) -> bytes:
     """The payload of a job, or raise ``InvalidJob``.
 
     When pickling raised an ``Exception``, the ``InvalidJob`` raised is also an
@@ -1085,7 +1112,7 @@ def pickle_job(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     if not callable(fn):
         raise InvalidJob(f"cannot submit {fn!r}: it is not callable")
     try:
-        payload = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = (dumps or _plain_dumps)((fn, args, kwargs))
     except BaseException as exc:
         message = (f"cannot submit {_name(fn)}: the function or its arguments cannot be "
                    f"pickled ({type(exc).__name__}: {_safe_str(exc)}); submit a module-level "
@@ -1115,12 +1142,11 @@ def _safe_str(exc: BaseException) -> str:
         return "str() failed"
 
 
-def _pickle_initializer(config: PoolConfig) -> bytes | None:
+def _pickle_initializer(config: PoolConfig, dumps: Callable[[Any], bytes]) -> bytes | None:
     if config.initializer is None:
         return None
     try:
-        payload = pickle.dumps((config.initializer, config.initargs),
-                               protocol=pickle.HIGHEST_PROTOCOL)
+        payload = dumps((config.initializer, config.initargs))
     except Exception as exc:
         raise ConfigError(
             f"PoolConfig.initializer={config.initializer!r} or its initargs cannot be pickled "

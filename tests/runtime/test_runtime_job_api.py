@@ -139,3 +139,23 @@ async def test_calls_from_another_thread_or_loop_are_refused_at_the_call() -> No
             assert isinstance(error, WrongLoop), error
             assert "runtime.Executor" in str(error)
         assert pool.status().jobs == dict.fromkeys(pool.status().jobs, 0)
+
+
+@pytest.mark.timeout(60)
+@pool_test
+async def test_cloudpickle_sends_lambdas_and_closures_when_switched_on() -> None:
+    offset = 40
+    async with Pool(cfg("fork", serializer="cloudpickle",
+                        initializer=lambda: None)) as pool:
+        assert await pool.run(lambda x: x + offset, 2) == 42
+        assert await pool.run(lambda: (lambda y: y * 2)(21)) == 42
+    async with Pool(cfg("fork")) as plain:
+        with pytest.raises(InvalidJob, match="cannot be pickled"):
+            plain.submit(lambda: offset)
+
+
+def test_an_unknown_serializer_is_a_config_error() -> None:
+    from runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="serializer"):
+        cfg("fork", serializer="json")
