@@ -425,6 +425,9 @@ class Executor(cf.Executor):
             except BaseException as exc:
                 log.error("wayout executor: a future's done-callback raised %s: %s",
                           type(exc).__name__, exc, exc_info=True)
+            # Not held while waiting for the next: the future and its value are
+            # the caller's to free (CPython's test_free_reference).
+            item = None
 
     def _deliver(self, work: _Work, outcome: ev.Outcome | str | None,
                  error: BaseException | None) -> None:
