@@ -178,7 +178,10 @@ class Executor(cf.Executor):
         self._broken: str | None = None
         # Loop thread only.
         self._in_pool: dict[int, _Work] = {}
+        self._early: list[_Work] = []
         self._started = False
+        # Under _lock: jobs handed to the loop thread and not settled yet.
+        self._handed = 0
         self._results: queue.SimpleQueue[tuple[_Work, Any, BaseException | None] | None] = (
             queue.SimpleQueue())
         self._loop = asyncio.new_event_loop()
@@ -271,10 +274,18 @@ class Executor(cf.Executor):
             future.set_exception(exc)
             return future
         work = _Work(future, payload, timeout)
-        with self._lock:
-            self._pending.append(work)
         future.add_done_callback(lambda f: self._cancelled(work) if f.cancelled() else None)
-        self._call_soon(self._dispatch)
+        # Handed over here, in the caller's thread, while the pool has room: a
+        # handed job is past shutdown(cancel_futures=True), as a job in PPE's
+        # call queue is, whenever the loop thread gets to run.
+        with self._lock:
+            handed = self._handed < self._in_pool_limit
+            if handed:
+                self._handed += 1
+            else:
+                self._pending.append(work)
+        if handed:
+            self._call_soon(lambda: self._hand(work))
         return future
 
     def _map(self, fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...],
@@ -351,7 +362,9 @@ class Executor(cf.Executor):
             # then on, while the children start (PPE too takes jobs at once).
             await asyncio.sleep(0)
             self._started = True
-            self._dispatch()
+            early, self._early = self._early, []
+            for work in early:
+                self._hand(work)
             await starting
             await self._stop.wait()
         finally:
@@ -360,24 +373,34 @@ class Executor(cf.Executor):
             for work in list(self._in_pool.values()):
                 self._results.put((work, None, PoolClosed("the executor's pool closed")))
 
-    def _dispatch(self) -> None:
+    def _hand(self, work: _Work) -> None:
+        """Submit a handed job to the pool (loop thread); its slot is released when it settles."""
         if not self._started:
+            self._early.append(work)
             return
-        while len(self._in_pool) < self._in_pool_limit:
-            with self._lock:
-                if not self._pending:
-                    break
-                work = self._pending.popleft()
-            if work.future.cancelled():
-                continue
-            try:
-                handle = self._pool._submit_payload(work.payload, work.timeout)
-            except Exception as exc:
-                self._results.put((work, None, exc))
-                continue
-            work.handle = handle
-            self._in_pool[handle.id] = work
-            handle._future.add_done_callback(lambda f, w=work: self._settled(w, f))
+        if work.future.cancelled():
+            self._release()
+            return
+        try:
+            handle = self._pool._submit_payload(work.payload, work.timeout)
+        except Exception as exc:
+            self._results.put((work, None, exc))
+            self._release()
+            return
+        work.handle = handle
+        self._in_pool[handle.id] = work
+        handle._future.add_done_callback(lambda f, w=work: self._settled(w, f))
+
+    def _release(self) -> None:
+        """One handed job is over (loop thread): hand the next pending ones."""
+        moved: list[_Work] = []
+        with self._lock:
+            self._handed -= 1
+            while self._pending and self._handed < self._in_pool_limit:
+                moved.append(self._pending.popleft())
+                self._handed += 1
+        for work in moved:
+            self._hand(work)
         self._check_stop()
 
     def _on_command(self, command: ev.Command) -> None:
@@ -391,7 +414,7 @@ class Executor(cf.Executor):
         assert work.handle is not None
         self._in_pool.pop(work.handle.id, None)
         self._results.put((work, done.result(), None))
-        self._dispatch()
+        self._release()
 
     def _cancelled(self, work: _Work) -> None:
         """A future the user cancelled (any thread): cancel its job, if handed over."""
@@ -402,8 +425,8 @@ class Executor(cf.Executor):
 
     def _check_stop(self) -> None:
         with self._lock:
-            idle = self._shutdown and not self._pending
-        if idle and not self._in_pool:
+            idle = self._shutdown and not self._pending and self._handed == 0
+        if idle:
             self._stop.set()
 
     def _break(self, reason: str) -> None:
