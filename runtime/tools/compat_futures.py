@@ -1,0 +1,236 @@
+"""Run the interpreter's own ``test_concurrent_futures`` ProcessPoolExecutor tests
+against ``runtime.Executor``, and report the counts.
+
+    python -m runtime.tools.compat_futures [--methods fork,forkserver,spawn] [-k NAME] [-v]
+
+The tests are CPython's, found where the interpreter keeps them (its ``test``
+package, or Debian's ``libpython3.X-testsuite`` under /usr/lib/python3.X);
+nothing of them is copied here. Every ``ProcessPoolExecutor`` the tests make
+in this process is a ``runtime.Executor`` (the tests' own class attribute and
+``concurrent.futures.ProcessPoolExecutor`` are replaced); tests that start a
+fresh interpreter with a script of their own still use the real one there, and
+are listed below as not applicable.
+
+``DIFFERENT`` lists the tests that fail on purpose, each with its reason (the
+README's table of deliberate differences). A test listed there that passes is
+reported, so that the list does not rot. Exit status 0 when no test outside
+the list failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import importlib
+import importlib.util
+import sys
+import tempfile
+import time
+import unittest
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+#: test method name (or Class.method, the class without its start-method prefix)
+#: -> why runtime.Executor behaves differently on purpose.
+DIFFERENT: dict[str, str] = {
+    "test_killed_child": "a dead worker fails only its job (ChildDied, a BrokenProcessPool); "
+                         "the executor goes on instead of breaking",
+    "test_processes_terminate": "executor._processes does not exist: children are the pool's",
+    "test_context_manager_shutdown": "executor._processes does not exist",
+    "test_del_shutdown": "executor._processes does not exist",
+    "test_shutdown_no_wait": "executor._processes does not exist",
+    "test_saturation": "executor._processes does not exist; every worker is prewarmed",
+    "test_idle_process_reuse_one": "executor._processes does not exist; every worker is "
+                                   "prewarmed (num_idle = max_workers)",
+    "test_idle_process_reuse_multiple": "executor._processes does not exist; every worker is "
+                                        "prewarmed",
+    "test_max_tasks_per_child": "executor._processes does not exist",
+    "test_max_tasks_early_shutdown": "executor._processes does not exist",
+    "test_ressources_gced_in_workers": "its Manager's objects are checked in the executor's "
+                                       "own workers through _processes",
+    "test_crash": "a dead worker fails only its job: the crash tests expect BrokenProcessPool "
+                  "for the whole executor and later submits",
+    "test_shutdown_deadlock": "a dead worker fails only its job; the executor is not broken",
+    "test_shutdown_deadlock_pickle": "a dead worker fails only its job; the executor is not "
+                                     "broken",
+    "test_initializer": "a failing initializer is retried under restart intensity, not a "
+                      "BrokenProcessPool at once",
+    "test_exit_at_task_unpickle": "a job whose unpickling in the child raises fails only "
+                                  "itself (JobFailed), not the whole executor",
+    "test_error_at_task_unpickle": "a job whose unpickling in the child raises fails only "
+                                   "itself with its error (JobFailed), not the whole executor",
+    "test_exit_during_func_exec_on_worker": "a job's SystemExit reaches the caller as "
+                                            "JobFailed: a job must not exit the caller",
+    "test_exit_during_result_pickle_on_worker": "a result whose pickling raises SystemExit is "
+                                                "the job's JobFailed, never re-raised",
+    "test_error_during_result_pickle_on_worker": "a result that cannot be pickled is a "
+                                                 "JobFailed naming its type (remote_type), "
+                                                 "not the PicklingError itself",
+    "test_error_during_result_unpickle_in_result_handler": "a result that cannot be unpickled "
+                                                           "in the parent fails only its job "
+                                                           "(JobFailed)",
+    "test_exit_during_result_unpickle_in_result_handler": "a result whose unpickling raises "
+                                                          "SystemExit fails only its job "
+                                                          "(JobFailed)",
+    "test_traceback": "the exception is of a class derived from its type and JobFailed "
+                      "(type(exc) is not RuntimeError), its cause a RemoteTraceback",
+    "test_max_tasks_per_child_defaults_to_spawn_context": "the start method is the configured "
+                                                          "one; max_tasks_per_child does not "
+                                                          "change it",
+    "test_interpreter_shutdown": "not applicable: runs a fresh interpreter with the real PPE",
+    "test_run_after_shutdown": "not applicable: runs a fresh interpreter with the real PPE",
+    "test_submit_after_interpreter_shutdown": "not applicable: runs a fresh interpreter with "
+                                              "the real PPE",
+    "test_hang_issue39205": "not applicable: runs a fresh interpreter with the real PPE",
+    "test_cancel_futures_wait_false": "not applicable: runs a fresh interpreter with the real "
+                                      "PPE",
+}
+
+
+def locate() -> Path:
+    """The directory of the ``test`` package that has test_concurrent_futures."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = []
+    spec = importlib.util.find_spec("test")
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) for p in spec.submodule_search_locations]
+    candidates.append(Path(f"/usr/lib/python{version}/test"))
+    for directory in candidates:
+        if (directory / "test_concurrent_futures.py").exists() or \
+                (directory / "test_concurrent_futures").is_dir():
+            return directory
+    raise SystemExit(
+        f"no test_concurrent_futures for Python {version}: install CPython's test package "
+        f"(Debian: apt-get install libpython{version}-testsuite)")
+
+
+def load(directory: Path) -> list[Any]:
+    """Import the tests from ``directory`` as the ``test`` package; their modules."""
+    link_dir = Path(tempfile.mkdtemp(prefix="wayout-compat-"))
+    (link_dir / "test").symlink_to(directory, target_is_directory=True)
+    for name in [m for m in sys.modules if m == "test" or m.startswith("test.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(link_dir))
+    package = directory / "test_concurrent_futures"
+    if package.is_dir():  # 3.12+: a package of test modules
+        names = sorted(p.stem for p in package.glob("test_*.py"))
+        return [importlib.import_module(f"test.test_concurrent_futures.{n}") for n in names]
+    return [importlib.import_module("test.test_concurrent_futures")]
+
+
+def install(modules: list[Any]) -> None:
+    """Make every ProcessPoolExecutor the tests make in this process a runtime.Executor."""
+    from runtime import Executor
+
+    concurrent.futures.ProcessPoolExecutor = Executor  # type: ignore[misc]
+    for module in modules:
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and \
+                    getattr(value, "executor_type", None) is not None and \
+                    "ProcessPool" in value.__name__:
+                value.executor_type = Executor
+        if getattr(module, "ProcessPoolExecutor", None) is not None:
+            module.ProcessPoolExecutor = Executor
+
+
+def selected(modules: list[Any], methods: set[str], name_filter: str | None) -> unittest.TestSuite:
+    loader = unittest.TestLoader()
+    suite = unittest.TestSuite()
+
+    def walk(tests: Any) -> None:
+        for test in tests:
+            if isinstance(test, unittest.TestSuite):
+                walk(test)
+                continue
+            cls = type(test).__name__
+            ctx = getattr(test, "ctx", None)
+            if "ProcessPool" not in cls or ctx not in methods:
+                continue
+            if name_filter and name_filter not in test.id():
+                continue
+            suite.addTest(test)
+
+    for module in modules:
+        walk(loader.loadTestsFromModule(module))
+    return suite
+
+
+def reason_for(test: unittest.TestCase) -> str | None:
+    method = test.id().rsplit(".", 1)[-1]
+    return DIFFERENT.get(method)
+
+
+class _Result(unittest.TextTestResult):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcomes: dict[str, str] = {}
+
+    def addSuccess(self, test: unittest.TestCase) -> None:
+        super().addSuccess(test)
+        self.outcomes[test.id()] = "passed"
+
+    def addFailure(self, test: unittest.TestCase, err: Any) -> None:
+        super().addFailure(test, err)
+        self.outcomes[test.id()] = "failed"
+
+    def addError(self, test: unittest.TestCase, err: Any) -> None:
+        super().addError(test, err)
+        self.outcomes[test.id()] = "failed"
+
+    def addSkip(self, test: unittest.TestCase, reason: str) -> None:
+        super().addSkip(test, reason)
+        self.outcomes[test.id()] = "skipped"
+
+    def addExpectedFailure(self, test: unittest.TestCase, err: Any) -> None:
+        super().addExpectedFailure(test, err)
+        self.outcomes[test.id()] = "passed"
+
+    def addUnexpectedSuccess(self, test: unittest.TestCase) -> None:
+        super().addUnexpectedSuccess(test)
+        self.outcomes[test.id()] = "failed"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", default="fork,forkserver,spawn")
+    parser.add_argument("-k", dest="name", default=None, help="only tests whose id has NAME")
+    parser.add_argument("-v", dest="verbose", action="store_true")
+    parser.add_argument("--all", action="store_true", help="run the listed tests too")
+    args = parser.parse_args(argv)
+    methods = set(args.methods.split(","))
+    directory = locate()
+    modules = load(directory)
+    install(modules)
+    suite = selected(modules, methods, args.name)
+    started = time.monotonic()
+    runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2 if args.verbose else 1,
+                                     resultclass=_Result)
+    # Listed tests are not run: some would break what the executor guarantees
+    # on purpose and then wait for a bound the test never set.
+    to_run = unittest.TestSuite()
+    listed: list[unittest.TestCase] = []
+    for test in suite:
+        if reason_for(test) is not None and not args.all:
+            listed.append(test)
+        else:
+            to_run.addTest(test)
+    result = runner.run(to_run)
+    assert isinstance(result, _Result)
+    counts = Counter(result.outcomes.values())
+    unexpected = sorted(t for t, o in result.outcomes.items() if o == "failed")
+    print(f"CPython {sys.version.split()[0]} test_concurrent_futures from {directory}")
+    print(f"start methods: {','.join(sorted(methods))}; {time.monotonic() - started:.0f} s")
+    print(f"ProcessPoolExecutor tests: {len(listed) + len(result.outcomes)}; "
+          f"deliberately different (not run): {len(listed)}; run: {len(result.outcomes)}: "
+          f"passed {counts['passed']}, failed {counts['failed']}, skipped {counts['skipped']}")
+    for test_id in unexpected:
+        print(f"  FAILED {test_id}")
+    if args.verbose:
+        for test in listed:
+            print(f"  different: {test.id()}: {reason_for(test)}")
+    return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
