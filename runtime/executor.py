@@ -8,11 +8,12 @@ the caller's thread only pickles the job and queues it.
 Three threads, each with one job:
 
 * the **caller's** thread pickles the job (an error lands in the future, as
-  ``ProcessPoolExecutor`` does) and appends it to the executor's queue;
-* the **loop** thread hands queued jobs to the ``Pool``, at most
-  ``2 * max_workers`` at a time, so that a long queue waits in the executor
-  (where a pending future can be cancelled for free and ``queue_timeout`` does
-  not run) rather than in the pool;
+  ``ProcessPoolExecutor`` does) and either hands it to the loop thread, while
+  fewer than ``2 * max_workers`` jobs are handed and unsettled, or queues it
+  in the executor: a long queue waits there (where ``shutdown(cancel_futures=
+  True)`` cancels it and ``queue_timeout`` does not run), not in the pool;
+* the **loop** thread submits handed jobs to the ``Pool`` and, as each
+  settles, hands over the next queued one;
 * the **result** thread (``wayout-executor-results``) moves each future to
   RUNNING when its child acknowledged the job, unpickles the value or the
   exception and sets it: done-callbacks never run on the loop thread, and a
