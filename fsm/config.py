@@ -179,6 +179,21 @@ def job_timeout(config: PoolConfig, timeout: float | None, *, job: int | None = 
     return float(timeout)
 
 
+def job_bound(config: PoolConfig, timeout: float | None = None) -> float:
+    """The longest a job may take from submit to outcome, by the core's own deadlines.
+
+    Waiting for a child (queue_timeout, which a requeue does not reset), plus
+    one lost ack, plus running (its timeout, or until its stalled child misses
+    its pongs), plus cancelling, plus the reap of a killed child. One
+    definition for the model checker (a job past it breaks safety) and the
+    soak (which adds slack for a real event loop's latency).
+    """
+    running = max(job_timeout(config, timeout),
+                  config.ping_interval + config.ping_timeout)
+    return (config.queue_timeout + config.ack_timeout + running + config.close_timeout
+            + config.kill_timeout)
+
+
 def _finite_positive(value: object) -> bool:
     """A number of seconds (or megabytes) that is > 0 and finite also as a float.
 

@@ -98,8 +98,11 @@ class Stats:
     transitions: int
     depth: int
     seconds: float
-    #: False when the state limit stopped the search; liveness was then not checked.
+    #: False when the search stopped early; liveness was then not checked.
     complete: bool = True
+    #: Why it stopped early: the first safety violation, the state limit, or
+    #: a depth that kept growing.
+    stopped: str = ""
 
     @property
     def states_per_second(self) -> float:
@@ -143,6 +146,21 @@ class Progress:
     seconds: float
 
 
+#: Past this depth a breadth-first search is not converging: wayout's models
+#: end near depth 30, the zoo's below 10.
+DEFAULT_MAX_DEPTH = 400
+#: The property a search that never ends breaks: the state space is finite.
+FINITE = "finite"
+
+
+class _Stopped(Exception):
+    """The search stops early; ``why`` says why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
 class StateLimitReached(Exception):
     """Internal: the search hit ``max_states``."""
 
@@ -156,23 +174,43 @@ def explore(
     design: Design[S],
     *,
     max_states: int | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    stop_at_safety: bool | None = None,
     progress: Callable[[Progress], None] | None = None,
     progress_every: int = 10_000,
 ) -> Result:
-    """Explore every reachable state of ``design`` and check its properties."""
+    """Explore every reachable state of ``design`` and check its properties.
+
+    The search stops at the first safety violation (its trace is the
+    shortest, and nothing found later would make the design safe), unless
+    ``stop_at_safety`` is False or the design is expected to break a liveness
+    property (a zoo design must show the property it is known for). It also
+    stops where the depth passes ``max_depth``: a state space that keeps
+    growing breaks ``finite``, with the trace to its deepest state.
+    """
+    if stop_at_safety is None:
+        stop_at_safety = design.expected in (None, SAFETY)
     started = time.perf_counter()
     graph = _Graph(design)
-    limit_hit = False
-    try:
-        graph.search(max_states, progress, progress_every, started)
-    except StateLimitReached:
-        limit_hit = True
-    search_seconds = time.perf_counter() - started
-
+    graph.stop_at_safety = stop_at_safety
+    stopped = ""
     violations: list[Violation] = []
+    try:
+        graph.search(max_states, progress, progress_every, started, max_depth)
+    except StateLimitReached:
+        stopped = (f"stopped at the state limit ({len(graph.keys):,} states, depth "
+                   f"{graph.max_depth}): liveness not checked")
+    except _Stopped as stop:
+        stopped = stop.why
+    search_seconds = time.perf_counter() - started
+    limit_hit = bool(stopped)
+
     checked = [SAFETY]
     if graph.first_broken is not None:
         violations.append(graph.safety_violation())
+    if graph.max_depth > max_depth:
+        checked.append(FINITE)
+        violations.append(graph.growth_violation(max_depth))
     if not limit_hit:
         # Liveness over a truncated graph would blame the frontier: skip it.
         goals: list[Goal[S]] = [Goal(WAY_OUT, _always, design.quiescent), *design.goals()]
@@ -191,6 +229,7 @@ def explore(
         depth=graph.max_depth,
         seconds=search_seconds,
         complete=not limit_hit,
+        stopped=stopped,
     )
     return Result(
         design=design.name,
@@ -238,6 +277,7 @@ class _Graph:
         self.first_broken_step: tuple[int, int, str] | None = None
         self.first_broken_why: tuple[str, ...] = ()
         self.crash: dict[int, str] = {}
+        self.stop_at_safety = False
         self._preds: list[list[int]] | None = None
 
     # --- breadth-first search ------------------------------------------------
@@ -267,6 +307,7 @@ class _Graph:
         progress: Callable[[Progress], None] | None,
         progress_every: int,
         started: float,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         design = self.design
         keyfn = None if type(design).key is Design.key else design.key
@@ -309,11 +350,18 @@ class _Graph:
                         raise StateLimitReached
                     nid = add(nxt, key, sid)
                     frontier.append((nid, nxt))
+                    if self.max_depth > max_depth:
+                        self.transitions = transitions
+                        raise _Stopped(f"depth grew past {max_depth}: a counter or a queue "
+                                       "without bound")
                 transitions += 1
                 if step[4] and self.first_broken is None:
                     self.first_broken = sid
                     self.first_broken_step = (sid, nid, step[0])
                     self.first_broken_why = tuple(step[4])
+                if self.first_broken is not None and self.stop_at_safety:
+                    self.transitions = transitions
+                    raise _Stopped("stopped at the first safety violation")
                 timed = step[2]
                 spawns = step[3]
                 if nid != sid:
@@ -343,6 +391,18 @@ class _Graph:
             f"{why[0]} (after {len(path) - 1} steps)",
             trace,
             detail=why[1:],
+        )
+
+    def growth_violation(self, max_depth: int) -> Violation:
+        """The trace to the deepest state: what keeps growing shows in its last states."""
+        deepest = max(range(len(self.keys)), key=self.depth.__getitem__)
+        path = self._path_to(deepest)
+        trace = self._trace(path, [], failing_last=True)
+        return Violation(
+            FINITE,
+            f"the search passed depth {max_depth} and kept growing: a counter or a queue "
+            "without bound (the trace shows its first steps)",
+            trace,
         )
 
     def leads_to_violation(self, goal: Goal[Any], index: int) -> Violation | None:

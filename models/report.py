@@ -16,7 +16,7 @@ import re
 import graphviz
 
 from models.design import NO_HOT_LOOP, SAFETY, WAY_OUT
-from models.explorer import Result, Stats, Violation
+from models.explorer import FINITE, Result, Stats, Violation
 
 #: What each property says, in one line, for reports.
 PROPERTY_DOC = {
@@ -24,12 +24,15 @@ PROPERTY_DOC = {
     WAY_OUT: "from every reachable state a quiescent state is reachable",
     NO_HOT_LOOP: "no cycle without time passing spawns processes",
     "honest_availability": "whenever the pool says it is available, a job can still be served",
+    "availability_returns": "a serving pool that says it is unavailable can become available",
+    "backoff_ends": "a pool backing off gets back to running once spawns succeed",
+    FINITE: "the state space is finite: no counter or queue grows without bound",
 }
 
 
 def format_stats(stats: Stats) -> str:
     rate = stats.states_per_second
-    done = "" if stats.complete else " (STOPPED at the state limit: liveness not checked)"
+    done = "" if stats.complete else f" ({stats.stopped or 'stopped early'})"
     return (f"{stats.states:,} states, {stats.transitions:,} transitions, depth {stats.depth}, "
             f"{stats.seconds:.2f} s, {rate:,.0f} states/s{done}")
 

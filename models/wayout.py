@@ -30,14 +30,15 @@ children and jobs renamed: symmetry reduction) of the core and those facts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, NamedTuple, cast
 
 from fsm import errors
 from fsm import events as ev
 from fsm.codec import child_signer, job_signer
-from fsm.config import PoolConfig
+from fsm.config import PoolConfig, job_bound
 from fsm.core import SupervisorCore
 from fsm.lifecycles import CHILD, JOB, POOL
 from models.design import Design, Goal, Step
@@ -52,6 +53,7 @@ _DRAINABLE = POOL.sources("drain")
 _CLOSABLE = POOL.sources("close")
 #: A child answers a ping where the child lifecycle takes its pong.
 _PONGS = CHILD.sources("pong")
+_WARMS = CHILD.sources("warmed")
 #: Job states in which its child may report the job's end, and its cancellation.
 _MAY_FINISH = JOB.sources("finish")
 _MAY_CANCEL_ACK = JOB.sources("cancelled")
@@ -67,6 +69,9 @@ _ON_A_CHILD = frozenset({"dispatched", "unacked", "running"})
 
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""
+_NO_CHANGES: Mapping[int, float] = MappingProxyType({})
+#: Pool states that serve jobs and keep children warm: the goals' own words.
+_KEEPS_SERVING = frozenset({"running", "backing_off"})
 
 
 def model_config(children: int = 2, idle: int | None = None, restarts: int = 1,
@@ -113,6 +118,8 @@ class JobFacts(NamedTuple):
     #: Children that acked it, whether the core took the ack or not: each ran
     #: user code. More than one is a job run twice (counted up to 2).
     runs: int = 0
+    #: When the user submitted it (model time): its age is bounded (job_bound).
+    submitted: float = 0.0
 
 
 class World(NamedTuple):
@@ -133,6 +140,22 @@ class World(NamedTuple):
     #: The world's own memory, not read back from the core: a core that gives
     #: the job to another child still faces this one's ack.
     owed: frozenset[tuple[int, int]] = frozenset()
+    #: The world's own record of its processes, kept from the core's commands
+    #: and never read back from the core's state (a core that marks a child
+    #: failed without sending Kill must face a process that lives on):
+    #: processes started and not exited,
+    alive: frozenset[int] = frozenset()
+    #: children the core sent SIGKILL (only they can be reaped as killed),
+    killed: frozenset[int] = frozenset()
+    #: children sent a ping they have not answered (only they may pong),
+    pinged: frozenset[int] = frozenset()
+    #: children sent their init that have not answered it (only they may
+    #: become ready or fail their initializer),
+    inited: frozenset[int] = frozenset()
+    #: and, per child, when its state last changed or was renewed (a pong):
+    #: how long it has been in its state, in model time, bounded by the
+    #: state's own timeout.
+    changed: Mapping[int, float] = _NO_CHANGES
 
 
 class WayoutDesign(Design[World]):
@@ -180,6 +203,9 @@ class WayoutDesign(Design[World]):
         self.memory = memory
         if memory and cfg.memory_limit_mb is None:
             self.config = cfg = replace(cfg, memory_limit_mb=MEMORY_LIMIT_MB)
+        #: The longest any job of the model may wait for its outcome (the world
+        #: submits without a per-call timeout).
+        self.job_bound = job_bound(cfg)
 
     def parameters(self) -> str:
         c = self.config
@@ -190,23 +216,44 @@ class WayoutDesign(Design[World]):
 
     def _world(self, core: SupervisorCore, jobs: tuple[JobFacts, ...],
                dead: frozenset[int] = frozenset(),
-               owed: frozenset[tuple[int, int]] = frozenset()) -> World:
+               owed: frozenset[tuple[int, int]] = frozenset(),
+               alive: frozenset[int] = frozenset(), killed: frozenset[int] = frozenset(),
+               pinged: frozenset[int] = frozenset(), inited: frozenset[int] = frozenset(),
+               changed: Mapping[int, float] = _NO_CHANGES) -> World:
         children = core.children
+        # A child the core forgot (exited, or abandoned unreaped after SIGKILL)
+        # is read no more: what the world remembers of it goes too.
         if dead:
             dead = frozenset(c for c in dead if c in children)
         if owed:
-            # A child the core forgot (exited, or abandoned unreaped) is read no more.
             owed = frozenset(o for o in owed if o[0] in children and o[0] not in dead)
+        if alive:
+            alive = frozenset(c for c in alive if c in children)
+        if killed:
+            killed = frozenset(c for c in killed if c in children)
+        if pinged:
+            pinged = frozenset(c for c in pinged if c in children)
+        if inited:
+            inited = frozenset(c for c in inited if c in children)
+        if any(c not in children for c in changed):
+            changed = MappingProxyType({c: t for c, t in changed.items() if c in children})
+        w = World(core, jobs, None, dead, owed, alive, killed, pinged, inited, changed)
         if self.symmetric_jobs:
-            return World(core, jobs, self._symmetric_key(core, jobs, dead, owed), dead, owed)
+            return w._replace(key=self._symmetric_key(w))
         recycle = self.config.max_jobs_per_child
-        dead_keys = tuple(sorted(repr(children[c].key(core.now, True, recycle)) for c in dead))
-        owed_keys = tuple(sorted(
-            (repr(children[c].key(core.now, True, recycle)), j) for c, j in owed))
-        return World(core, jobs, (self._snapshot(core), jobs, dead_keys, owed_keys), dead, owed)
+        now = core.now
 
-    def _symmetric_key(self, core: SupervisorCore, facts: tuple[JobFacts, ...],
-                       dead: frozenset[int], owed: frozenset[tuple[int, int]]) -> Any:
+        def sig(c: int) -> str:
+            return repr(children[c].key(now, True, recycle))
+
+        dead_keys = tuple(sorted(sig(c) for c in dead))
+        owed_keys = tuple(sorted((sig(c), j) for c, j in owed))
+        record = tuple(sorted((sig(c), c in alive, c in killed, c in pinged, c in inited,
+                               changed.get(c, now) - now) for c in children))
+        ages = tuple(now - f.submitted if not f.outcome else None for f in jobs)
+        return w._replace(key=(self._snapshot(core), jobs, ages, dead_keys, owed_keys, record))
+
+    def _symmetric_key(self, w: World) -> Any:
         """The state up to renaming children *and* jobs, and without text.
 
         Two states that differ only in which job id or child id plays which
@@ -216,6 +263,8 @@ class WayoutDesign(Design[World]):
         their outcome. Reasons (free text) are left out: no decision reads
         them. Everything is relative to ``now``.
         """
+        core, facts, dead, owed = w.core, w.jobs, w.dead, w.owed
+        alive, killed, pinged, inited, changed = w.alive, w.killed, w.pinged, w.inited, w.changed
         now = core.now
         recycle = self.config.max_jobs_per_child
         queue = core.queue
@@ -234,7 +283,8 @@ class WayoutDesign(Design[World]):
                 j, now, recycle,
                 queue.index(jid) if j.state == "queued" and jid in queue else -1,
                 j.child is not None and j.child == holder, j.child is not None,
-                () if f is None else (bool(f.outcome), f.started, f.runs),
+                () if f is None else (bool(f.outcome), f.started, f.runs,
+                                      None if f.outcome else now - f.submitted),
             )
 
         held = set()
@@ -253,7 +303,9 @@ class WayoutDesign(Design[World]):
             owe = owes.get(cid)
             osig: Any = () if owe is None else "held" if owe == job else (
                 job_sig(owe, cid) if owe in jobs else "gone", facts[owe].runs)
-            child_sigs.append(sign_child(c, now, recycle, jsig, cid in dead, osig))
+            child_sigs.append(sign_child(
+                c, now, recycle, jsig, cid in dead, osig, cid in alive, cid in killed,
+                cid in pinged, cid in inited, changed.get(cid, now) - now))
         free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
         settled = sum(1 for jid, f in enumerate(facts) if f.outcome and jid not in jobs)
@@ -303,11 +355,13 @@ class WayoutDesign(Design[World]):
                 continue
             if state == "spawned":
                 out.append(ev.Hello(now=now, child=cid))
-            elif state == "warming":
+            # A child answers what it was sent, whatever state the core keeps
+            # it in: its init (once), and each ping (a pong of its own accord
+            # only in the world of pong_when_pinged=False).
+            if cid in w.inited:
                 out.append(ev.Ready(now=now, child=cid))
                 out.append(ev.InitError(now=now, child=cid, reason="ImportError"))
-            elif state in _PONGS and (not self.pong_when_pinged or self._pinged(
-                    core, child.deadline)):
+            if cid in w.pinged if self.pong_when_pinged else state in _PONGS:
                 out.append(ev.Pong(now=now, child=cid))
             if w.owed:
                 # An ack the child owes, whatever the core did with the job since
@@ -321,9 +375,12 @@ class WayoutDesign(Design[World]):
                 job = core.jobs.get(child.job)
                 if job is not None and job.child == cid and (cid, job.ident) not in w.owed:
                     out.extend(self._job_reports(now, cid, job.ident, job.state))
-            code = SIGKILLED if state == "failed" else GRACEFUL if state == "stopping" else CRASH
+            # Only a process sent SIGKILL is reaped as killed (or ignores it:
+            # then nothing is offered); any other may crash, or exit when asked to stop.
+            killed = cid in w.killed
+            code = SIGKILLED if killed else GRACEFUL if state == "stopping" else CRASH
             out.append(ev.ChildExited(now=now, child=cid, code=code))
-            if state != "failed":
+            if not killed:
                 if self.bad_messages:
                     out.append(ev.BadMessage(now=now, child=cid, reason="garbled frame"))
                 if self.memory:
@@ -343,20 +400,6 @@ class WayoutDesign(Design[World]):
         if self.close and core.pool_state in _CLOSABLE:
             out.append(ev.Close(now=now))
         return out
-
-    def _pinged(self, core: SupervisorCore, deadline: float | None) -> bool:
-        """Was a ping sent to this ready or busy child since its deadline was last armed?
-
-        A child answers pings; it sends no pong of its own accord. The core
-        pings every ready and busy child at each heartbeat, and (re)arms a
-        child's ping deadline ``ping_timeout`` after the event that entered or
-        renewed its state, so both times can be read back from the core.
-        """
-        beat = core.heartbeat_at
-        if beat is None or deadline is None:
-            return False
-        cfg = self.config
-        return beat - cfg.ping_interval >= deadline - cfg.ping_timeout
 
     @staticmethod
     def _job_reports(now: float, cid: int, jid: int, state: str) -> Iterator[ev.Event]:
@@ -384,12 +427,22 @@ class WayoutDesign(Design[World]):
         jobs: list[JobFacts] | None = None
         event_type = type(event)
         if event_type is _SUBMIT:
-            jobs = [*facts, _NEW_JOB]
-        dead = w.dead
-        owed = w.owed
+            jobs = [*facts, JobFacts(submitted=event.now)]
+        dead, owed, alive, killed = w.dead, w.owed, w.alive, w.killed
+        pinged, inited, changed = w.pinged, w.inited, w.changed
+        changes: dict[int, float] | None = None
         broken: list[str] = []
         if event_type is _EXITED:
-            dead = dead | {cast(ev.ChildExited, event).child}
+            gone = cast(ev.ChildExited, event).child
+            dead = dead | {gone}
+            if gone in alive:
+                alive = alive - {gone}
+        elif event_type is _SPAWNED:
+            alive = alive | {cast(ev.Spawned, event).child}
+        elif event_type is _PONG:
+            pinged = pinged - {cast(ev.Pong, event).child}
+        elif event_type is _READY or event_type is _INIT_ERROR:
+            inited = inited - {cast(ev.Ready, event).child}
         elif event_type is _ACK:
             ack: ev.JobAck = event  # type: ignore[assignment]
             owed = owed - {(ack.child, ack.job)}
@@ -398,7 +451,7 @@ class WayoutDesign(Design[World]):
             if jobs is None:
                 jobs = list(facts)
             f = jobs[ack.job]
-            jobs[ack.job] = JobFacts(f.outcome, f.started, min(f.runs + 1, 2))
+            jobs[ack.job] = f._replace(runs=min(f.runs + 1, 2))
             if f.runs:
                 broken.append(f"job {ack.job} ran twice: child {ack.child} acked it and called "
                               "user code after another child had")
@@ -408,6 +461,18 @@ class WayoutDesign(Design[World]):
             kind = type(cmd)
             if kind is _TRANSITIONED:
                 t: ev.Transitioned = cmd  # type: ignore[assignment]
+                if t.kind == "child":
+                    if changes is None:
+                        changes = dict(changed)
+                    changes[t.ident] = t.now
+                    # A reduction, read off the spec: an answer to a ping or an
+                    # init that arrives where the lifecycle takes no pong (or no
+                    # warmed) is no event for the child, so the world need not
+                    # remember a question its child has left behind.
+                    if t.dest not in _PONGS and t.ident in pinged:
+                        pinged = pinged - {t.ident}
+                    if t.dest not in _WARMS and t.ident in inited:
+                        inited = inited - {t.ident}
                 if t.event == "dispatch":
                     if t.kind == "child" and t.source == "ready":
                         dispatched_from_ready.append(t.ident)
@@ -415,9 +480,15 @@ class WayoutDesign(Design[World]):
                     if jobs is None:
                         jobs = list(facts)
                     f = jobs[t.ident]
-                    jobs[t.ident] = JobFacts(f.outcome, True, f.runs)
+                    jobs[t.ident] = f._replace(started=True)
             elif kind is _SPAWN:
                 spawns += 1
+            elif kind is _PING:
+                pinged = pinged | {cast(ev.SendPing, cmd).child}
+            elif kind is _INIT:
+                inited = inited | {cast(ev.SendInit, cmd).child}
+            elif kind is _KILL:
+                killed = killed | {cast(ev.Kill, cmd).child}
             elif kind is _SEND_JOB:
                 sent: ev.SendJob = cmd  # type: ignore[assignment]
                 if sent.child not in dispatched_from_ready:
@@ -429,8 +500,16 @@ class WayoutDesign(Design[World]):
                     jobs = list(facts)
                 settled: ev.SettleJob = cmd  # type: ignore[assignment]
                 broken.extend(self._settle(jobs, settled, event))
+        for cid in alive:
+            if cid not in core.children and cid not in killed:
+                # Forgotten with SIGKILL sent is abandonment, which the core
+                # reports; forgotten without it is a process that runs on.
+                broken.append(f"child {cid}'s process still runs, but the core forgot it "
+                              "without killing it")
+        if changes is not None:
+            changed = MappingProxyType(changes)
         return Step(label, self._world(core, facts if jobs is None else tuple(jobs), dead,
-                                       owed),
+                                       owed, alive, killed, pinged, inited, changed),
                     event_type is _DEADLINE, spawns, tuple(broken))
 
     @staticmethod
@@ -443,7 +522,7 @@ class WayoutDesign(Design[World]):
         recorded = outcome.state + (f":{error}" if error else "")
         if facts.outcome:
             return [f"job {jid} was settled twice: {facts.outcome}, then {recorded}"]
-        jobs[jid] = JobFacts(recorded, facts.started, facts.runs)
+        jobs[jid] = facts._replace(outcome=recorded)
         broken = []
         if outcome.state == "done" and not (isinstance(event, ev.JobDone) and event.job == jid):
             broken.append(f"job {jid} was reported done, but no child returned its result")
@@ -478,6 +557,24 @@ class WayoutDesign(Design[World]):
         for cid in state.dead:
             broken.append(f"child {cid}'s process exited, but the core still lists it as "
                           f"{children[cid].state}")
+        # Bounded settlement, in model time kept by the world: each child
+        # leaves its state (or renews it, by a pong) within that state's own
+        # timeout, and each job reaches its outcome within its bound. A core
+        # that keeps either waiting breaks safety, whatever the world may do next.
+        now = core.now
+        for cid, since in state.changed.items():
+            child = children.get(cid)
+            if child is None:
+                continue
+            setting = CHILD.state(child.state).timeout
+            if setting is not None and now - since > cfg.duration(setting):
+                broken.append(f"child {cid} has been {child.state} for {now - since:g}s, past "
+                              f"{setting}={cfg.duration(setting):g}s")
+        bound = self.job_bound
+        for jid, facts in enumerate(state.jobs):
+            if not facts.outcome and now - facts.submitted > bound:
+                broken.append(f"job {jid} has no outcome {now - facts.submitted:g}s after its "
+                              f"submission, past its bound of {bound:g}s (job_bound)")
         for cid, child in children.items():
             if child.deadline is None:
                 broken.append(f"child {cid} is {child.state} with no armed deadline")
@@ -541,7 +638,21 @@ class WayoutDesign(Design[World]):
             target="a ready child, or availability turned false",
             doc="While the pool says it is available, a ready child must be reachable, or "
                 "the pool must stop saying so.",
-        ),)
+        ), Goal(
+            "availability_returns",
+            when=lambda w: not w.core.available and w.core.pool_state in _KEEPS_SERVING,
+            reach=lambda w: w.core.available or w.core.pool_state not in _KEEPS_SERVING,
+            target="the pool available again (or no longer serving)",
+            doc="A serving pool that says it is unavailable can become available again: "
+                "unavailability that never ends is a pool nobody routes to.",
+        ), Goal(
+            "backoff_ends",
+            when=lambda w: w.core.pool_state == "backing_off",
+            reach=lambda w: w.core.pool_state == "running",
+            target="the pool running again",
+            doc="A pool backing off gets back to running once spawns succeed: backing off "
+                "is quiescent only while its timer leads to a new attempt.",
+        ))
 
     # --- reports ------------------------------------------------------------------
 
@@ -591,13 +702,16 @@ class WayoutServing(WayoutDesign):
 
 #: A child's and a job's signature (fsm.codec: their own fields, as the
 #: records declare them), then what the model adds: the job a child holds,
-#: whether its process is dead, the ack it owes; a job's place in the queue
+#: whether its process is dead, the ack it owes, the world's own record of its
+#: process (alive, killed, pinged, sent its init, time in its state); a job's place in the queue
 #: and on its child, and what the user knows of it.
-_SIGN_CHILD = child_signer("held_job", "dead", "owes")
+_SIGN_CHILD = child_signer("held_job", "dead", "owes", "alive", "killed", "pinged", "inited",
+                           "clock")
 _SIGN_JOB = job_signer("place", "on_holder", "on_a_child", "facts")
 _TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
 _SUBMIT, _EXITED, _DEADLINE, _ACK = ev.Submit, ev.ChildExited, ev.DeadlineReached, ev.JobAck
-_NEW_JOB = JobFacts()
+_SPAWNED, _PONG, _READY, _INIT_ERROR = ev.Spawned, ev.Pong, ev.Ready, ev.InitError
+_PING, _INIT, _KILL = ev.SendPing, ev.SendInit, ev.Kill
 
 
 def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:

@@ -48,6 +48,7 @@ from typing import Any
 
 from fsm import events as ev
 from fsm.config import PoolConfig
+from fsm.config import job_bound as config_job_bound
 from fsm.errors import ChildDied, JobFailed, JobTimeout, WayoutError
 from models import conformance
 from runtime import child
@@ -125,16 +126,8 @@ class SoakSettings:
 
 
 def job_bound(config: PoolConfig, timeout: float | None) -> float:
-    """The longest a job may take from submit to outcome, by the core's own deadlines.
-
-    Waiting for a child (queue_timeout, which a requeue does not reset), plus
-    one lost ack, plus running (its timeout, or until its stalled child misses
-    its pongs), plus cancelling, plus the reap of a killed child.
-    """
-    running = max(timeout if timeout is not None else config.job_timeout,
-                  config.ping_interval + config.ping_timeout)
-    return (config.queue_timeout + config.ack_timeout + running + config.close_timeout
-            + config.kill_timeout + BOUND_SLACK)
+    """The core's bound on a job (``fsm.config.job_bound``), plus the event loop's slack."""
+    return config_job_bound(config, timeout) + BOUND_SLACK
 
 
 # --- what runs in the children ------------------------------------------------------

@@ -77,7 +77,7 @@ def test_a_model_stopped_by_the_state_limit_is_not_verified(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["check", "--model", "wayout", "--max-states", "100", "--out", str(tmp_path)]
     assert main(args) == 1
-    assert "stopped at 100 states" in capsys.readouterr().out
+    assert "stopped at the state limit (100 states" in capsys.readouterr().out
 
 
 def test_an_unknown_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -321,3 +321,45 @@ def test_reaches_prefers_time_and_tells_unknown_from_no() -> None:
             return state == 10_000
 
     assert reaches(Counter(), 0, max_states=100) is None
+
+
+class Growing(Design[int]):
+    """A counter that only grows: every state is quiescent and safe, none is last."""
+
+    name = "growing"
+    expected = None
+
+    def __init__(self, bad_at: int | None = None) -> None:
+        self.bad_at = bad_at
+
+    def initial(self) -> int:
+        return 0
+
+    def successors(self, state: int) -> Iterator[Step[int]]:
+        yield Step("count", state + 1, True)
+        yield Step("count twice", state + 2, True)
+
+    def quiescent(self, state: int) -> bool:
+        return True
+
+    def invariants(self, state: int) -> Sequence[str]:
+        return ["the counter reached the bad value"] if state == self.bad_at else ()
+
+
+def test_a_state_space_that_keeps_growing_breaks_finite_and_says_why() -> None:
+    result = explore(Growing(), max_depth=50)
+    assert sorted(result.found) == ["finite"]
+    assert not result.stats.complete
+    assert result.stats.stopped == "depth grew past 50: a counter or a queue without bound"
+    v = result.violations[0]
+    assert len(v.trace.steps) == 52  # the initial state, then 51 steps to the deepest state
+
+
+def test_the_search_stops_at_the_first_safety_violation() -> None:
+    result = explore(Growing(bad_at=1), max_depth=10_000)
+    assert sorted(result.found) == [SAFETY]
+    assert result.stats.stopped == "stopped at the first safety violation"
+    assert result.stats.states <= 3  # not the 10,000 states to the depth limit
+    # A design expected to break a liveness property is searched to the end.
+    went_on = explore(Growing(bad_at=1), max_depth=20, stop_at_safety=False)
+    assert sorted(went_on.found) == ["finite", SAFETY]

@@ -29,7 +29,10 @@ def test_every_zoo_entry_has_a_model() -> None:
 @pytest.mark.parametrize("entry", ZOO, ids=lambda m: m.name)
 def test_zoo_design_is_caught_by_the_property_it_breaks(entry: registry.ModelEntry) -> None:
     result = explore(entry.design)
-    assert result.stats.complete
+    # Complete, or stopped at the first safety violation when that is what it breaks.
+    assert result.stats.complete or (
+        result.expected == SAFETY
+        and result.stats.stopped == "stopped at the first safety violation"), result.stats
     assert result.expected in result.found, result.found
     assert result.as_expected
     v = result.violation(result.expected or "")
