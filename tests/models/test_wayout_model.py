@@ -241,16 +241,20 @@ def test_catches_the_1748_wedge(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(_handlers(), ev.ChildExited, ignore_exit_while_warming)
     monkeypatch.setattr(SupervisorCore, "_arm", arm_except_warming)
-    # A user may always close the pool (a bounded way out of anything), so the
-    # wedge shows where the user keeps the pool serving.
-    # It breaks safety first (a warming child with no deadline); the search is
-    # told to go on, to show the wedge itself.
-    assert WAY_OUT not in explore(small(jobs=1), stop_at_safety=False).found
-    result = explore(small(jobs=1, drain=False, close=False), stop_at_safety=False)
-    v = result.violation(WAY_OUT)
-    assert v is not None
-    assert v.trace.labels[-1] == "child 0 crashes"
-    assert "child 0: warming" in v.trace.steps[-1].state
+    # The first thing wrong is a warming child with no deadline: safety, at once.
+    result = explore(small(jobs=1, drain=False, close=False))
+    v = result.violation(SAFETY)
+    assert v is not None and "child 0 is warming with no armed deadline" in v.message
+    # Told to go on, the search meets the wedge: the child crashed while
+    # warming, the core still waits for it, and time passes forever with the
+    # world's clocks counting (the job's age, the child's time in its state).
+    result = explore(small(jobs=1, drain=False, close=False), stop_at_safety=False,
+                     max_depth=60)
+    assert result.found == {SAFETY, "finite"}
+    wedged = explore(small(jobs=1, drain=False, close=False), stop_at_safety=False,
+                     max_depth=60).violation("finite")
+    assert wedged is not None
+    assert len(wedged.trace.steps) == 62 and "warming" in wedged.trace.steps[-1].state
 
 
 def test_catches_a_core_that_raises(monkeypatch: pytest.MonkeyPatch) -> None:
