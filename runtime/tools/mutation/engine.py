@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,9 @@ _DRIVER = (
     "sys.exit(main(sys.argv[2:]))\n"
 )
 _WRONG_IMPORT = 3
+#: CPython 3.11's ast.parse is not safe from several threads at once ("AST
+#: constructor recursion depth mismatch"): mutants are parsed one at a time.
+_AST_LOCK = threading.Lock()
 
 
 class MutantError(WayoutError):
@@ -108,6 +112,11 @@ def _scope_nodes(tree: ast.Module, scope: str) -> list[ast.stmt]:
 
 def mutate(source: str, mutant: Mutant) -> str:
     """``source`` with ``mutant`` applied; ``MutantError`` if it does not apply exactly."""
+    with _AST_LOCK:
+        return _mutate(source, mutant)
+
+
+def _mutate(source: str, mutant: Mutant) -> str:
     where = f"mutant {mutant.id} ({mutant.file}, {mutant.scope})"
     tree = ast.parse(source)
     nodes = _scope_nodes(tree, mutant.scope)
