@@ -455,6 +455,9 @@ class WayoutDesign(Design[World]):
             if f.runs:
                 broken.append(f"job {ack.job} ran twice: child {ack.child} acked it and called "
                               "user code after another child had")
+        # The pings outstanding when the core acts on this event (its own
+        # transitions below may make the world forget them).
+        unanswered = pinged
         spawns = 0
         dispatched_from_ready: list[int] = []
         for cmd in commands:
@@ -488,7 +491,13 @@ class WayoutDesign(Design[World]):
             elif kind is _INIT:
                 inited = inited | {cast(ev.SendInit, cmd).child}
             elif kind is _KILL:
-                killed = killed | {cast(ev.Kill, cmd).child}
+                kill: ev.Kill = cmd  # type: ignore[assignment]
+                if kill.cause == "ping_timeout" and kill.child not in unanswered:
+                    # Blame only silence: a child with no ping outstanding has
+                    # answered every ping it was sent.
+                    broken.append(f"child {kill.child} was killed for ping_timeout, but it "
+                                  "had answered every ping it was sent")
+                killed = killed | {kill.child}
             elif kind is _SEND_JOB:
                 sent: ev.SendJob = cmd  # type: ignore[assignment]
                 if sent.child not in dispatched_from_ready:

@@ -91,3 +91,35 @@ def test_the_correct_core_passes_the_same_small_models() -> None:
     for design in (WayoutDesign(jobs=1), WayoutServing(jobs=1)):
         result = explore(design)
         assert result.as_expected, [v.message for v in result.violations]
+
+
+def test_a_heartbeat_that_sends_no_ping_blames_healthy_children(
+        plant: Callable[[str, Any], None]) -> None:
+    heartbeat = SupervisorCore._heartbeat
+
+    def silent(self: SupervisorCore) -> None:
+        start = len(self._out)
+        heartbeat(self)
+        self._out[start:] = [c for c in self._out[start:] if not isinstance(c, ev.SendPing)]
+
+    plant("_heartbeat", silent)
+    props, message = found(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "killed for ping_timeout, but it had answered every ping" in message
+
+
+def test_a_pong_that_does_not_renew_the_deadline_blames_healthy_children(
+        plant: Callable[[str, Any], None]) -> None:
+    on_pong = SupervisorCore._on_pong
+
+    def not_renewing(self: SupervisorCore, e: ev.Pong) -> None:
+        child = self.children.get(e.child)
+        deadline = None if child is None else child.deadline
+        on_pong(self, e)
+        if child is not None:
+            child.deadline = deadline
+
+    plant("_on_pong", not_renewing)
+    props, message = found(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "killed for ping_timeout, but it had answered every ping" in message
