@@ -74,7 +74,10 @@ def test_submit_map_errors_and_run_in_executor(method: str, no_leaks: None) -> N
             return value
 
         assert asyncio.run(from_a_loop()) == 42
-        assert ex.status().children["ready"] + ex.status().children.get("busy", 0) == 2
+        # max_workers live children; the second may still be warming (the
+        # Executor queues jobs while its children start), so count every live state.
+        children = ex.status().children
+        assert sum(children[s] for s in ("spawned", "warming", "ready", "busy")) == 2, children
 
 
 @pytest.mark.timeout(120)
