@@ -32,9 +32,9 @@ from fsm.errors import WayoutError
 from fsm.lifecycles import CHILD, JOB, POOL
 from fsm.machine import Lifecycle, lifecycle
 
-# The records are fsm.codec's (declared there with their codec roles); the
-# core re-exports them, its API.
-__all__ = ["ChildRecord", "CoreStatus", "JobRecord", "PoolRecord", "SupervisorCore"]
+# The records are fsm.codec's (declared there with their codec roles);
+# import them from there: the core does not re-export them.
+__all__ = ["CoreStatus", "SupervisorCore"]
 
 _CHILD: Lifecycle = lifecycle(CHILD)
 _JOB: Lifecycle = lifecycle(JOB)

@@ -501,15 +501,16 @@ class Pool:
             raise PoolClosed(f"cannot submit {_name(fn)}: the pool is {state}")
         # On the loop's thread with no loop running (between run_until_complete
         # calls) is fine: the job waits in the inbox until the loop runs again.
-        running = asyncio._get_running_loop()
-        if threading.get_ident() != self._loop_thread or (
-                running is not None and running is not self._loop):
-            where = ("another thread" if threading.get_ident() != self._loop_thread
-                     else "another event loop")
-            raise WrongLoop(
-                f"cannot submit {_name(fn)} from {where}: a Pool belongs to the event loop "
-                "it was started on; from other threads or loops use runtime.Executor, "
-                "whose methods are thread-safe")
+        if threading.get_ident() != self._loop_thread:
+            where = "another thread"
+        elif _running_loop() not in (None, self._loop):
+            where = "another event loop"
+        else:
+            return
+        raise WrongLoop(
+            f"cannot submit {_name(fn)} from {where}: a Pool belongs to the event loop "
+            "it was started on; from other threads or loops use runtime.Executor, "
+            "whose methods are thread-safe")
 
     def _submit_payload(self, payload: bytes, timeout: float | None) -> JobHandle:
         """Queue a job already pickled by ``pickle_job`` (the caller checked the pool)."""
@@ -1158,6 +1159,14 @@ def _pickle_initializer(config: PoolConfig, dumps: Callable[[Any], bytes]) -> by
             f"max_message_bytes={config.max_message_bytes}"
         )
     return payload
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread, or None (asyncio's public spelling)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _name(fn: object) -> str:

@@ -14,7 +14,8 @@ import pytest
 
 from fsm import errors
 from fsm import events as ev
-from fsm.core import ChildRecord, JobRecord, PoolRecord, SupervisorCore
+from fsm.codec import ChildRecord, JobRecord, PoolRecord
+from fsm.core import SupervisorCore
 from models.design import NO_HOT_LOOP, SAFETY, WAY_OUT
 from models.explorer import explore
 from models.wayout import WayoutDesign, model_config

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from fsm.lifecycles import CHILD, JOB, POOL
 
 if TYPE_CHECKING:
+    from fsm.codec import ChildRecord
     from fsm.config import PoolConfig
-    from fsm.core import ChildRecord, SupervisorCore
+    from fsm.core import SupervisorCore
     from runtime.pool import Pool
 
 

@@ -21,7 +21,7 @@ from fsm import events as ev
 from runtime.tools.demo import probe
 
 if TYPE_CHECKING:
-    from fsm.core import ChildRecord
+    from fsm.codec import ChildRecord
     from runtime.pool import Pool
 
 #: Job outcomes as the summary counts them: "done", or "<state> (<ErrorClass>)".
