@@ -65,6 +65,23 @@ def _wayout(cls: type[WayoutDesign]) -> Callable[[Bounds], Design[Any]]:
     )
 
 
+#: The orderings models' bounds: one child, one job (models/README.md, "Durations as orderings").
+ORDERINGS_CHILDREN = 1
+ORDERINGS_JOBS = 1
+
+
+def _orderings(cls: type[WayoutDesign], name: str) -> Callable[[Bounds], Design[Any]]:
+    def build(b: Bounds) -> Design[Any]:
+        from models.orderings import orderings_model
+
+        # Fixed bounds, whatever --children/--jobs say: every ordering is a
+        # whole state space, and the argument for these bounds is in the README.
+        return orderings_model(
+            cls, ORDERINGS_CHILDREN, ORDERINGS_JOBS, DEFAULT_RESTARTS, name,
+            f"{cls.title}, under a covering set of orderings of its durations")
+    return build
+
+
 def _jobs(cls: Callable[..., Design[Any]], default: int = 1) -> Callable[[Bounds], Design[Any]]:
     return lambda b: cls(jobs=default if b.jobs is None else b.jobs)
 
@@ -72,6 +89,9 @@ def _jobs(cls: Callable[..., Design[Any]], default: int = 1) -> Callable[[Bounds
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("wayout", "", _wayout(WayoutDesign), ("children", "jobs", "restarts")),
     ModelEntry("wayout-serving", "", _wayout(WayoutServing), ("children", "jobs", "restarts")),
+    ModelEntry("wayout-orderings", "", _orderings(WayoutDesign, "wayout-orderings")),
+    ModelEntry("wayout-serving-orderings", "",
+               _orderings(WayoutServing, "wayout-serving-orderings")),
     ModelEntry("z1-agents-js-1748", "Z1", _jobs(AgentsJs1748), ("jobs",)),
     ModelEntry("z1-fixed-agents-js-1768", "Z1 fix", _jobs(AgentsJs1768), ("jobs",)),
     ModelEntry("z2-agents-js-sigterm", "Z2", lambda b: AgentsJsSigterm()),

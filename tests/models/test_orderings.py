@@ -1,0 +1,126 @@
+"""Durations as orderings (models/orderings.py): the covering set and what it catches."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from fsm.config import PoolConfig
+from fsm.core import SupervisorCore
+from fsm.errors import ConfigError
+from models import registry
+from models.config_check import DURATIONS
+from models.explorer import explore
+from models.orderings import (
+    SUMS,
+    TRIPLES,
+    Orderings,
+    coverage,
+    covering_orderings,
+    orderings_model,
+    pattern,
+    targets,
+)
+from models.wayout import WayoutDesign, WayoutServing, model_config
+
+#: The number of weak orderings of k terms (ordered Bell numbers).
+WEAK_ORDERINGS = {2: 3, 3: 13}
+
+
+#: The settings PoolConfig's validation relates to one another (fsm/config.py).
+_RELATED = ("ping_interval", "ping_timeout", "backoff_initial", "backoff_max")
+
+
+def _refused(a: str, b: str, relation: int) -> bool:
+    """Whether PoolConfig refuses every config with ``a`` in ``relation`` to ``b``
+    (asked of PoolConfig itself: the related settings low or high, the rest at 3)."""
+    rest = [n for n in _RELATED if n not in (a, b)]
+    for x, y in itertools.product(range(2, 6), repeat=2):
+        if (x > y) - (x < y) != relation:
+            continue
+        for fills in itertools.product((1.0, 6.0), repeat=len(rest)):
+            values = {**dict.fromkeys(DURATIONS, 3.0), **dict(zip(rest, fills, strict=True)),
+                      a: float(x), b: float(y)}
+            try:
+                PoolConfig(**values)
+                return False
+            except ConfigError:
+                pass
+    return True
+
+
+def test_every_relation_of_every_pair_that_poolconfig_accepts_is_counted() -> None:
+    refused = sum(_refused(a, b, r) for a, b in itertools.combinations(DURATIONS, 2)
+                  for r in (-1, 0, 1))
+    # PoolConfig refuses ping_timeout <= ping_interval (two relations) and
+    # backoff_max < backoff_initial (one).
+    assert refused == 3
+    pairs = len(DURATIONS) * (len(DURATIONS) - 1) // 2
+    expected = (3 * pairs - refused + WEAK_ORDERINGS[3] * len(TRIPLES)
+                + WEAK_ORDERINGS[2] * len(SUMS))
+    c = coverage()
+    assert len(c.feasible) == expected == 341
+    assert c.covered == c.feasible
+
+
+def test_the_covering_set_realises_every_pattern_and_poolconfig_accepts_each() -> None:
+    assignments = covering_orderings()
+    seen = set()
+    for values in assignments:
+        PoolConfig(**values)  # raises if PoolConfig refuses the ordering
+        for i, t in enumerate(targets()):
+            seen.add((i, pattern(values, t.terms)))
+    assert seen == set(coverage().feasible)
+    # The model's own assignment is one of them, the first.
+    assert assignments[0] == {n: float(getattr(model_config(), n)) for n in DURATIONS}
+    assert len({tuple(sorted(a.items())) for a in assignments}) == len(assignments)
+
+
+def test_pattern_is_the_weak_ordering_with_ties() -> None:
+    values = {"a": 2.0, "b": 1.0, "c": 2.0}
+    assert pattern(values, (("a",), ("b",), ("c",))) == (1, 0, 1)
+    assert pattern(values, (("a", "b"), ("c",))) == (1, 0)
+
+
+def test_the_registry_models_report_how_many_orderings_they_check() -> None:
+    for name in ("wayout-orderings", "wayout-serving-orderings"):
+        design = registry.build(name)
+        assert isinstance(design, Orderings)
+        assert design.orderings == len(covering_orderings())
+        assert design.parameters().endswith(f"orderings={len(covering_orderings())}")
+
+
+def _unacked_measured_with_ack_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue's unacked-uses-ack-timeout, planted: the unacked deadline is
+    measured with ack_timeout instead of kill_timeout."""
+    arm = SupervisorCore._arm
+
+    def wrong(self: SupervisorCore, obj: Any) -> None:
+        arm(self, obj)
+        if obj.kind == "job" and obj.state == "unacked":
+            obj.deadline = self.now + self.config.ack_timeout
+
+    monkeypatch.setattr(SupervisorCore, "_arm", wrong)
+
+
+@pytest.mark.parametrize("cls", [WayoutServing])
+def test_the_orderings_catch_a_fault_the_single_assignment_misses(
+        monkeypatch: pytest.MonkeyPatch, cls: type[WayoutDesign]) -> None:
+    _unacked_measured_with_ack_timeout(monkeypatch)
+    single = explore(cls(1, 1, 1))
+    assert single.as_expected, [v.message for v in single.violations]
+    result = explore(orderings_model(cls, 1, 1, 1, "orderings", ""))
+    assert sorted(result.found) == ["safety"]
+    violation = result.violations[0]
+    assert "ran twice" in violation.message
+    # The trace starts with the ordering that breaks the core: ack below kill.
+    first = violation.trace.labels[0]
+    assert first.startswith("durations ")
+    assert first.index("ack") < first.index("kill")
+
+
+def test_the_correct_core_passes_every_ordering() -> None:
+    result = explore(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""))
+    assert result.as_expected, [v.message for v in result.violations]
