@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -87,16 +88,29 @@ def _result_or_cancel(future: cf.Future[Any], end: float | None) -> Any:
         del future
 
 
-class _Work:
-    """One submitted job, from the caller's thread to its future's result."""
+class _Work(cf.Future[Any]):
+    """The future of one submitted job, which is also its work item.
 
-    __slots__ = ("future", "handle", "payload", "timeout")
+    One object, so that nothing of the executor's refers to a settled job: the
+    value is freed with the caller's last reference to the future (no cycle
+    waits for the garbage collector), as ``ProcessPoolExecutor``'s is.
+    """
 
-    def __init__(self, future: cf.Future[Any], payload: bytes, timeout: float | None) -> None:
-        self.future = future
-        self.payload = payload
+    def __init__(self, executor: Executor, payload: bytes, timeout: float | None) -> None:
+        super().__init__()
+        self._executor = weakref.ref(executor)
+        #: The pickled call; dropped once the pool has it.
+        self.payload: bytes | None = payload
         self.timeout = timeout
+        #: The pool's handle, from the loop thread handing it over until it settles.
         self.handle: JobHandle | None = None
+
+    def cancel(self) -> bool:
+        cancelled = super().cancel()
+        executor = self._executor()
+        if cancelled and executor is not None:
+            executor._cancelled(self)
+        return cancelled
 
 
 class ExecutorOptions:
@@ -243,7 +257,7 @@ class Executor(cf.Executor):
             if cancel_futures:
                 self._pending.clear()
         for work in cancelled:
-            work.future.cancel()
+            work.cancel()
         self._call_soon(self._check_stop)
         if wait:
             current = threading.current_thread()
@@ -267,15 +281,14 @@ class Executor(cf.Executor):
                 raise PoolClosed("cannot schedule new futures after shutdown")
             if _global_shutdown:
                 raise PoolClosed("cannot schedule new futures after interpreter shutdown")
-        future: cf.Future[Any] = cf.Future()
         try:
             payload = pickle_job(fn, args, kwargs, self._config.max_message_bytes,
                                  self._pool._dumps)
         except InvalidJob as exc:
-            future.set_exception(exc)
-            return future
-        work = _Work(future, payload, timeout)
-        future.add_done_callback(lambda f: self._cancelled(work) if f.cancelled() else None)
+            refused: cf.Future[Any] = cf.Future()
+            refused.set_exception(exc)
+            return refused
+        work = _Work(self, payload, timeout)
         # Handed over here, in the caller's thread, while the pool has room: a
         # handed job is past shutdown(cancel_futures=True), as a job in PPE's
         # call queue is, whenever the loop thread gets to run.
@@ -287,7 +300,7 @@ class Executor(cf.Executor):
                 self._pending.append(work)
         if handed:
             self._call_soon(lambda: self._hand(work))
-        return future
+        return work
 
     def _map(self, fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...],
              timeout: float | None, chunksize: int, max_in_flight: int | None,
@@ -356,16 +369,14 @@ class Executor(cf.Executor):
 
     async def _main(self) -> None:
         pool = self._pool
-        pool.subscribe(self._on_command)
+        unsubscribe = pool.subscribe(self._on_command)
         try:
             starting = asyncio.ensure_future(pool.start())
             # One step of start() makes the pool's driver: jobs are queued from
             # then on, while the children start (PPE too takes jobs at once).
             await asyncio.sleep(0)
             self._started = True
-            early, self._early = self._early, []
-            for work in early:
-                self._hand(work)
+            self._hand_early()  # not in this frame: it lives as long as the pool
             await starting
             await self._stop.wait()
         finally:
@@ -373,24 +384,34 @@ class Executor(cf.Executor):
             await asyncio.sleep(0)  # let the settled handles' callbacks run
             for work in list(self._in_pool.values()):
                 self._results.put((work, None, PoolClosed("the executor's pool closed")))
+            # No cycle through the pool: a shut-down executor is freed, with its
+            # threads, when its user drops it.
+            unsubscribe()
+
+    def _hand_early(self) -> None:
+        early, self._early = self._early, []
+        for work in early:
+            self._hand(work)
 
     def _hand(self, work: _Work) -> None:
         """Submit a handed job to the pool (loop thread); its slot is released when it settles."""
         if not self._started:
             self._early.append(work)
             return
-        if work.future.cancelled():
+        if work.cancelled():
             self._release()
             return
         try:
+            assert work.payload is not None
             handle = self._pool._submit_payload(work.payload, work.timeout)
         except Exception as exc:
             self._results.put((work, None, exc))
             self._release()
             return
         work.handle = handle
+        work.payload = None  # the pool has it
         self._in_pool[handle.id] = work
-        handle._future.add_done_callback(lambda f, w=work: self._settled(w, f))
+        handle._future.add_done_callback(functools.partial(self._settled, work))
 
     def _release(self) -> None:
         """One handed job is over (loop thread): hand the next pending ones."""
@@ -443,41 +464,63 @@ class Executor(cf.Executor):
     # ------------------------------------------------------------------
 
     def _run_results(self) -> None:
-        while (item := self._results.get()) is not None:
+        # Each item is moved into ``box`` and out of it by _deliver: no local of
+        # this thread holds a job once its future is set (test_free_reference).
+        box: list[Any] = []
+        while True:
+            box.append(self._results.get())
+            if box[-1] is None:
+                return
             try:
-                self._deliver(*item)
+                self._deliver(box)
             except BaseException as exc:
                 log.error("wayout executor: a future's done-callback raised %s: %s",
                           type(exc).__name__, exc, exc_info=True)
-            # Not held while waiting for the next: the future and its value are
-            # the caller's to free (CPython's test_free_reference).
-            item = None
+            box.clear()
 
-    def _deliver(self, work: _Work, outcome: ev.Outcome | str | None,
-                 error: BaseException | None) -> None:
-        future = work.future
+    def _deliver(self, box: list[Any]) -> None:
+        work, outcome, error = box.pop()
         if outcome == "running":
-            if not future.running() and not future.done():
-                future.set_running_or_notify_cancel()
+            if not work.running() and not work.done():
+                work.set_running_or_notify_cancel()
             return
-        if future.done():
+        if work.done():
             return
-        if not future.running() and not future.set_running_or_notify_cancel():
+        if not work.running() and not work.set_running_or_notify_cancel():
             return  # cancelled meanwhile
+        handle, work.handle = work.handle, None
         if error is None:
-            assert isinstance(outcome, ev.Outcome) and work.handle is not None
+            assert isinstance(outcome, ev.Outcome) and handle is not None
             try:
-                value = outcome_value(work.handle.id, outcome)
+                box.append(outcome_value(handle.id, outcome))
             except BaseException as exc:
                 error = exc
-            else:
-                future.set_result(value)
-                return
-        future.set_exception(error)
+        del outcome, handle
+        # A future nobody added a callback to is set under its own lock, and
+        # this thread drops it before the lock is released: a waiter returns
+        # only once the executor holds nothing of it, so the caller's last
+        # reference frees the value (PPE's manager thread leaves a moment
+        # when it still does). With callbacks, it is set outside the lock, so
+        # that a callback may wait for another thread that reads the future.
+        condition = work._condition  # concurrent.futures.Future's, since 3.2
+        with condition:
+            quiet = not work._done_callbacks
+            if quiet:
+                _settle(work, box, error)
+                del work, error
+        if not quiet:
+            _settle(work, box, error)
 
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "running"
         return f"<wayout Executor max_workers={self._max_workers} {state}>"
+
+
+def _settle(future: cf.Future[Any], box: list[Any], error: BaseException | None) -> None:
+    if error is None:
+        future.set_result(box.pop())
+    else:
+        future.set_exception(error)
 
 
 _END = object()

@@ -89,6 +89,17 @@ def echo(value: Any) -> Any:
     return value
 
 
+class Token:
+    """A value that can be weakly referenced (to see when the parent frees it)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+def token(n: int) -> Token:
+    return Token(n)
+
+
 # --- initializers ----------------------------------------------------------------
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import gc
 import itertools
 import os
 import pickle
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -197,6 +199,29 @@ def test_map_is_lazy_and_bounded(no_leaks: None) -> None:
         results.close()  # cancels what was submitted ahead
         with pytest.raises(TimeoutError):
             list(ex.map(chf.sleep, [0.0, 30.0], timeout=0.5))
+
+
+@pytest.mark.timeout(120)
+def test_a_result_is_freed_with_the_callers_last_reference(no_leaks: None) -> None:
+    # With the collector off, only reference counting frees a value: a cycle
+    # through the executor (a future's callback holding its work item) or a
+    # reference the result thread still holds would keep it alive.
+    gc.collect()
+    gc.disable()
+    try:
+        with executor() as ex:
+            freed = []
+            for value in ex.map(chf.token, range(30)):
+                ref = weakref.ref(value)
+                del value
+                freed.append(ref() is None)
+            future = ex.submit(chf.token, 99)
+            ref = weakref.ref(future.result(TIMEOUT))
+            del future
+            freed.append(ref() is None)
+    finally:
+        gc.enable()
+    assert all(freed), freed
 
 
 @pytest.mark.timeout(120)
