@@ -26,7 +26,7 @@ STAMP := $(VENV)/.wayout-setup-$(PYPROJECT_HASH)
 
 .PHONY: setup test demo diagrams lint
 
-setup: $(STAMP) graphviz-dot
+setup: $(STAMP) graphviz-dot cpython-testsuite
 
 $(STAMP):
 	@if [ ! -x $(BIN)/python ]; then \
@@ -56,9 +56,28 @@ graphviz-dot:
 	  fi; \
 	fi
 
+# CPython's own test_concurrent_futures, which runtime/tools/compat_futures.py
+# runs against runtime.Executor: the interpreter's `test` package, or Debian's
+# libpython3.X-testsuite (installed here when run as root).
+.PHONY: cpython-testsuite
+cpython-testsuite: $(STAMP)
+	@if ! $(BIN)/python -m runtime.tools.compat_futures --locate >/dev/null 2>&1; then \
+	  v=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing CPython's test suite (libpython$$v-testsuite) with apt-get"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "libpython$$v-testsuite" >/dev/null; } \
+	      || echo "apt-get could not install libpython$$v-testsuite: make test will not run CPython's executor tests"; \
+	  else \
+	    echo "CPython's test suite is missing: make test will not run CPython's executor tests (install it: sudo apt-get install libpython$$v-testsuite)"; \
+	  fi; \
+	fi
+
 test: setup
 	$(BIN)/pytest -q -m "not slow"
 	$(MAKE) --no-print-directory lint
+	@# CPython's executor tests against runtime.Executor, a bounded slice under
+	@# fork, forkserver and spawn (the full run: python -m runtime.tools.compat_futures).
+	$(BIN)/python -m runtime.tools.compat_futures --slice --if-installed
 	@# pytest exits 5 when no test is selected: an empty slice is a broken
 	@# selection (a marker renamed or dropped), not a pass.
 	@rc=0; $(BIN)/pytest -q -m "$(SLOW_SELECT)" --maxfail=1 -x --timeout=$(SLOW_TIMEOUT) || rc=$$?; \

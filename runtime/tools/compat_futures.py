@@ -2,6 +2,7 @@
 against ``runtime.Executor``, and report the counts.
 
     python -m runtime.tools.compat_futures [--methods fork,forkserver,spawn] [-k NAME] [-v]
+        [--slice] [--locate] [--if-installed]
 
 The tests are CPython's, found where the interpreter keeps them (its ``test``
 package, or Debian's ``libpython3.X-testsuite`` under /usr/lib/python3.X);
@@ -88,21 +89,48 @@ DIFFERENT: dict[str, str] = {
 }
 
 
-def locate() -> Path:
-    """The directory of the ``test`` package that has test_concurrent_futures."""
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+#: The bounded slice ``make test`` runs under every start method (``--slice``):
+#: submit with keywords, map, errors, pickling, freed references, cancellation,
+#: waiting (each starts an executor of 5 workers: about 1 s under fork, 3 s under
+#: spawn); the tests whose own sleeps make them slow are left to the full run.
+SLICE: tuple[str, ...] = (
+    "test_submit_keyword", "test_map_exception", "test_map_chunksize",
+    "test_no_stale_references", "test_free_reference", "test_cancel_futures",
+    "test_error_at_task_pickle", "test_error_during_func_exec_on_worker",
+    "test_all_completed", "test_free_reference_yielded_future",
+)
+
+
+def version() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def find() -> Path | None:
+    """The directory of the ``test`` package that has test_concurrent_futures, if any."""
     candidates = []
     spec = importlib.util.find_spec("test")
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(p) for p in spec.submodule_search_locations]
-    candidates.append(Path(f"/usr/lib/python{version}/test"))
+    candidates.append(Path(f"/usr/lib/python{version()}/test"))
     for directory in candidates:
         if (directory / "test_concurrent_futures.py").exists() or \
                 (directory / "test_concurrent_futures").is_dir():
             return directory
-    raise SystemExit(
-        f"no test_concurrent_futures for Python {version}: install CPython's test package "
-        f"(Debian: apt-get install libpython{version}-testsuite)")
+    return None
+
+
+def missing_message() -> str:
+    return (f"no test_concurrent_futures for Python {version()}: install CPython's test "
+            f"package (Debian: apt-get install libpython{version()}-testsuite; `make setup` "
+            f"does it when run as root)")
+
+
+def locate() -> Path:
+    """The directory of the ``test`` package that has test_concurrent_futures."""
+    directory = find()
+    if directory is None:
+        raise SystemExit(missing_message())
+    return directory
 
 
 def load(directory: Path) -> list[Any]:
@@ -134,7 +162,8 @@ def install(modules: list[Any]) -> None:
             module.ProcessPoolExecutor = Executor
 
 
-def selected(modules: list[Any], methods: set[str], name_filter: str | None) -> unittest.TestSuite:
+def selected(modules: list[Any], methods: set[str], name_filter: str | None,
+             only: tuple[str, ...] | None = None) -> unittest.TestSuite:
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
 
@@ -149,11 +178,22 @@ def selected(modules: list[Any], methods: set[str], name_filter: str | None) -> 
                 continue
             if name_filter and name_filter not in test.id():
                 continue
+            if only is not None and test.id().rsplit(".", 1)[-1] not in only:
+                continue
             suite.addTest(test)
 
     for module in modules:
         walk(loader.loadTestsFromModule(module))
     return suite
+
+
+def method_of(test_id: str) -> str:
+    """The start method of a test, from its class (ProcessPoolForkserverWaitTest...)."""
+    cls = test_id.rsplit(".", 2)[-2]
+    for method in ("forkserver", "fork", "spawn"):
+        if cls.lower().startswith(f"processpool{method}"):
+            return method
+    return "?"
 
 
 def reason_for(test: unittest.TestCase) -> str | None:
@@ -197,12 +237,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", dest="name", default=None, help="only tests whose id has NAME")
     parser.add_argument("-v", dest="verbose", action="store_true")
     parser.add_argument("--all", action="store_true", help="run the listed tests too")
+    parser.add_argument("--slice", action="store_true",
+                        help="only the bounded slice make test runs (SLICE)")
+    parser.add_argument("--locate", action="store_true",
+                        help="print where the tests are, or exit 2 if they are not installed")
+    parser.add_argument("--if-installed", action="store_true",
+                        help="if the tests are not installed, say so and exit 0 (nothing run)")
     args = parser.parse_args(argv)
     methods = set(args.methods.split(","))
-    directory = locate()
+    found = find()
+    if found is None:
+        print(("compat_futures: NOT RUN: " if args.if_installed else "") + missing_message(),
+              file=sys.stderr)
+        return 0 if args.if_installed and not args.locate else 2
+    if args.locate:
+        print(found)
+        return 0
+    directory = found
     modules = load(directory)
     install(modules)
-    suite = selected(modules, methods, args.name)
+    suite = selected(modules, methods, args.name, SLICE if args.slice else None)
     started = time.monotonic()
     runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2 if args.verbose else 1,
                                      resultclass=_Result)
@@ -220,10 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     counts = Counter(result.outcomes.values())
     unexpected = sorted(t for t, o in result.outcomes.items() if o == "failed")
     print(f"CPython {sys.version.split()[0]} test_concurrent_futures from {directory}")
-    print(f"start methods: {','.join(sorted(methods))}; {time.monotonic() - started:.0f} s")
+    print(f"start methods: {','.join(sorted(methods))}; {time.monotonic() - started:.0f} s"
+          + ("; the bounded slice (--slice)" if args.slice else ""))
+    for method in sorted(methods):
+        mine = Counter(o for t, o in result.outcomes.items() if method_of(t) == method)
+        different = sum(1 for t in listed if method_of(t.id()) == method)
+        print(f"  {method}: {different + sum(mine.values())} tests, {different} deliberately "
+              f"different (not run); {mine['passed']} passed, {mine['failed']} failed, "
+              f"{mine['skipped']} skipped")
     print(f"ProcessPoolExecutor tests: {len(listed) + len(result.outcomes)}; "
           f"deliberately different (not run): {len(listed)}; run: {len(result.outcomes)}: "
-          f"passed {counts['passed']}, failed {counts['failed']}, skipped {counts['skipped']}")
+          f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
     for test_id in unexpected:
         print(f"  FAILED {test_id}")
     if args.verbose:

@@ -1,7 +1,8 @@
 """runtime.Executor: wayout behind the concurrent.futures.Executor API (issue 16).
 
-The basic contract runs under all three start methods; the rest under fork,
-which exercises the same executor code at a fraction of the start-up cost.
+The basic contract, errors that keep their type or land in the future, a dead
+worker, and freed results run under all three start methods; the rest under
+fork, which exercises the same executor code at a fraction of the start-up cost.
 """
 
 from __future__ import annotations
@@ -111,10 +112,11 @@ def test_futures_run_once_acked_and_a_per_call_timeout_is_a_timeout_error(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("how", ["sigkill", "segfault"])
+@pytest.mark.parametrize(("method", "how"), [
+    ("fork", "sigkill"), ("fork", "segfault"), ("forkserver", "sigkill"), ("spawn", "segfault")])
 def test_a_dead_worker_fails_its_job_with_broken_process_pool_and_the_pool_goes_on(
-        how: str, no_leaks: None) -> None:
-    with executor(workers=1) as ex:
+        method: str, how: str, no_leaks: None) -> None:
+    with executor(method, workers=1) as ex:
         if how == "sigkill":
             future = ex.submit(chf.kill_self, 9)
             name = "SIGKILL"
@@ -129,8 +131,10 @@ def test_a_dead_worker_fails_its_job_with_broken_process_pool_and_the_pool_goes_
 
 
 @pytest.mark.timeout(120)
-def test_pickling_errors_and_base_exceptions_land_in_the_future(no_leaks: None) -> None:
-    with executor() as ex:
+@pytest.mark.parametrize("method", METHODS)
+def test_pickling_errors_and_base_exceptions_land_in_the_future(
+        method: str, no_leaks: None) -> None:
+    with executor(method) as ex:
         refused = ex.submit(chf.echo, threading.Lock())
         with pytest.raises(TypeError) as lock:
             refused.result(TIMEOUT)
@@ -202,14 +206,15 @@ def test_map_is_lazy_and_bounded(no_leaks: None) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_a_result_is_freed_with_the_callers_last_reference(no_leaks: None) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_a_result_is_freed_with_the_callers_last_reference(method: str, no_leaks: None) -> None:
     # With the collector off, only reference counting frees a value: a cycle
     # through the executor (a future's callback holding its work item) or a
     # reference the result thread still holds would keep it alive.
     gc.collect()
     gc.disable()
     try:
-        with executor() as ex:
+        with executor(method) as ex:
             freed = []
             for value in ex.map(chf.token, range(30)):
                 ref = weakref.ref(value)
