@@ -40,7 +40,7 @@ from fsm import events as ev
 from fsm.codec import child_signer, job_signer
 from fsm.config import PoolConfig, job_bound
 from fsm.core import SupervisorCore
-from fsm.lifecycles import CHILD, JOB, POOL
+from fsm.lifecycles import CHILD, POOL
 from models.design import Design, Goal, Step
 
 #: Exit codes the world uses: a crash, a graceful exit, a SIGKILL reap.
@@ -54,12 +54,7 @@ _CLOSABLE = POOL.sources("close")
 #: A child answers a ping where the child lifecycle takes its pong.
 _PONGS = CHILD.sources("pong")
 _WARMS = CHILD.sources("warmed")
-#: Job states in which its child may report the job's end, and its cancellation.
-_MAY_FINISH = JOB.sources("finish")
-_MAY_CANCEL_ACK = JOB.sources("cancelled")
-#: The child states in which a process still runs the job it holds and may
-#: report on it: the world's choice, not the lifecycle's.
-_REPORTS = frozenset({"busy", "stopping"})
+_GREETS = CHILD.sources("hello")
 
 #: The invariants' own words, not read from the specs (an invariant read off
 #: the implementation would check nothing): the child states in which a child
@@ -72,6 +67,17 @@ _NOT_FINAL = ""
 _NO_CHANGES: Mapping[int, float] = MappingProxyType({})
 #: Pool states that serve jobs and keep children warm: the goals' own words.
 _KEEPS_SERVING = frozenset({"running", "backing_off"})
+#: Pool states that keep num_idle children warm and back off past the restart
+#: intensity, and the child states that are an idle child, now or once warm.
+_KEEPS_WARM = frozenset({"starting", "running"})
+_UNCLAIMED = frozenset({"spawned", "warming", "ready"})
+#: Kills that count toward restart intensity: the child failed (it missed a
+#: deadline it was asked to meet, failed its initializer, used too much memory,
+#: broke the protocol). A kill the core decides for its own reasons (closing,
+#: a job that ignored its cancel: the job's fault, not the child's) does not;
+#: nor does any kill of a child already asked to stop or killed.
+_FAILURE_CAUSES = frozenset({"spawn_timeout", "initialize_timeout", "ping_timeout",
+                             "close_timeout", "ack_timeout", "init_error", "memory", "protocol"})
 
 
 def model_config(children: int = 2, idle: int | None = None, restarts: int = 1,
@@ -152,10 +158,33 @@ class World(NamedTuple):
     #: children sent their init that have not answered it (only they may
     #: become ready or fail their initializer),
     inited: frozenset[int] = frozenset()
-    #: and, per child, when its state last changed or was renewed (a pong):
+    #: per child, when its state last changed or was renewed (a pong):
     #: how long it has been in its state, in model time, bounded by the
-    #: state's own timeout.
+    #: state's own timeout,
     changed: Mapping[int, float] = _NO_CHANGES
+    #: children the core asked to spawn (SpawnChild) whose process has not
+    #: started, or failed to, yet (only they may be answered so),
+    asked: frozenset[int] = frozenset()
+    #: processes started that have not said hello yet,
+    greets: frozenset[int] = frozenset()
+    #: (child, job): jobs a child acked and runs in user code (only it may
+    #: report on them, whatever the core did with the job since),
+    holds: frozenset[tuple[int, int]] = frozenset()
+    #: children asked to exit (SendStop, or SendCancel: a cancelled child
+    #: exits): only they exit gracefully, and only they can miss close_timeout,
+    stopped: frozenset[int] = frozenset()
+    #: (child, job): cancels sent and not answered yet (only they may be
+    #: answered with a CancelAck),
+    cancels: frozenset[tuple[int, int]] = frozenset()
+    #: what the core last reported of its availability (ReportAvailability):
+    #: what users, metrics and /readyz see,
+    told: bool | None = None
+    #: the failures the world saw (a crash, a failed spawn, a kill for the
+    #: child's own fault), the newest max_restarts + 1 within restart_window,
+    fails: tuple[float, ...] = ()
+    #: and the back-offs since a child last became ready (capped where the
+    #: delay stops growing): restart intensity in the world's own count.
+    backoffs: int = 0
 
 
 class WayoutDesign(Design[World]):
@@ -206,6 +235,10 @@ class WayoutDesign(Design[World]):
         #: The longest any job of the model may wait for its outcome (the world
         #: submits without a per-call timeout).
         self.job_bound = job_bound(cfg)
+        #: The back-off count at which the delay stops growing (backoff_max).
+        self._backoff_cap = 1
+        while cfg.backoff_initial * 2 ** (self._backoff_cap - 1) < cfg.backoff_max:
+            self._backoff_cap += 1
 
     def parameters(self) -> str:
         c = self.config
@@ -214,44 +247,54 @@ class WayoutDesign(Design[World]):
 
     # --- states -------------------------------------------------------------
 
-    def _world(self, core: SupervisorCore, jobs: tuple[JobFacts, ...],
-               dead: frozenset[int] = frozenset(),
-               owed: frozenset[tuple[int, int]] = frozenset(),
-               alive: frozenset[int] = frozenset(), killed: frozenset[int] = frozenset(),
-               pinged: frozenset[int] = frozenset(), inited: frozenset[int] = frozenset(),
-               changed: Mapping[int, float] = _NO_CHANGES) -> World:
+    def _world(self, w: World) -> World:
+        """``w`` with what the world remembers of forgotten children dropped, and its key."""
+        core = w.core
         children = core.children
+        now = core.now
         # A child the core forgot (exited, or abandoned unreaped after SIGKILL)
         # is read no more: what the world remembers of it goes too.
+        dead, owed, holds, cancels = w.dead, w.owed, w.holds, w.cancels
         if dead:
             dead = frozenset(c for c in dead if c in children)
         if owed:
             owed = frozenset(o for o in owed if o[0] in children and o[0] not in dead)
-        if alive:
-            alive = frozenset(c for c in alive if c in children)
-        if killed:
-            killed = frozenset(c for c in killed if c in children)
-        if pinged:
-            pinged = frozenset(c for c in pinged if c in children)
-        if inited:
-            inited = frozenset(c for c in inited if c in children)
+        if holds:
+            holds = frozenset(o for o in holds if o[0] in children and o[0] not in dead)
+        if cancels:
+            cancels = frozenset(o for o in cancels if o[0] in children and o[0] not in dead)
+        sets = []
+        for kept in (w.alive, w.killed, w.pinged, w.inited, w.asked, w.greets, w.stopped):
+            if kept and any(c not in children for c in kept):
+                kept = frozenset(c for c in kept if c in children)
+            sets.append(kept)
+        alive, killed, pinged, inited, asked, greets, stopped = sets
+        changed = w.changed
         if any(c not in children for c in changed):
             changed = MappingProxyType({c: t for c, t in changed.items() if c in children})
-        w = World(core, jobs, None, dead, owed, alive, killed, pinged, inited, changed)
+        fails = w.fails
+        if fails and fails[0] <= now - self.config.restart_window:
+            fails = tuple(t for t in fails if t > now - self.config.restart_window)
+        w = World(core, w.jobs, None, dead, owed, alive, killed, pinged, inited, changed,
+                  asked, greets, holds, stopped, cancels, w.told, fails, w.backoffs)
         if self.symmetric_jobs:
             return w._replace(key=self._symmetric_key(w))
         recycle = self.config.max_jobs_per_child
-        now = core.now
+        jobs = w.jobs
 
         def sig(c: int) -> str:
             return repr(children[c].key(now, True, recycle))
 
         dead_keys = tuple(sorted(sig(c) for c in dead))
-        owed_keys = tuple(sorted((sig(c), j) for c, j in owed))
+        pairs = tuple(tuple(sorted((sig(c), j) for c, j in kept))
+                      for kept in (owed, holds, cancels))
         record = tuple(sorted((sig(c), c in alive, c in killed, c in pinged, c in inited,
+                               c in asked, c in greets, c in stopped,
                                changed.get(c, now) - now) for c in children))
         ages = tuple(now - f.submitted if not f.outcome else None for f in jobs)
-        return w._replace(key=(self._snapshot(core), jobs, ages, dead_keys, owed_keys, record))
+        world = (w.told, tuple(t - now for t in fails), w.backoffs)
+        return w._replace(key=(self._snapshot(core), jobs, ages, dead_keys, pairs, record,
+                               world))
 
     def _symmetric_key(self, w: World) -> Any:
         """The state up to renaming children *and* jobs, and without text.
@@ -265,6 +308,7 @@ class WayoutDesign(Design[World]):
         """
         core, facts, dead, owed = w.core, w.jobs, w.dead, w.owed
         alive, killed, pinged, inited, changed = w.alive, w.killed, w.pinged, w.inited, w.changed
+        asked, greets, stopped = w.asked, w.greets, w.stopped
         now = core.now
         recycle = self.config.max_jobs_per_child
         queue = core.queue
@@ -287,9 +331,22 @@ class WayoutDesign(Design[World]):
                                       None if f.outcome else now - f.submitted),
             )
 
+        def other(jid: int | None, job: int | None) -> Any:
+            # A job the world pairs with a child (an ack owed, a job run, a
+            # cancel asked), told apart from the one the core has it hold.
+            if jid is None:
+                return ()
+            if jid == job:
+                return "held"
+            return job_sig(jid, -2) if jid in jobs else "gone"
+
         held = set()
         child_sigs = []
-        owes = dict(owed)  # a child owes at most one ack: it takes a job only when ready
+        # A child owes at most one ack, runs at most one job and is asked to
+        # cancel at most one: it takes a job only when ready.
+        owes = dict(owed)
+        runs = dict(w.holds)
+        cancels = dict(w.cancels)
         for cid, c in core.children.items():
             jsig: tuple[Any, ...] = ()
             job = c.job
@@ -305,7 +362,9 @@ class WayoutDesign(Design[World]):
                 job_sig(owe, cid) if owe in jobs else "gone", facts[owe].runs)
             child_sigs.append(sign_child(
                 c, now, recycle, jsig, cid in dead, osig, cid in alive, cid in killed,
-                cid in pinged, cid in inited, changed.get(cid, now) - now))
+                cid in pinged, cid in inited, changed.get(cid, now) - now, cid in asked,
+                cid in greets, other(runs.get(cid), job), cid in stopped,
+                other(cancels.get(cid), job)))
         free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
         settled = sum(1 for jid, f in enumerate(facts) if f.outcome and jid not in jobs)
@@ -322,6 +381,9 @@ class WayoutDesign(Design[World]):
             _sorted(free),
             settled,
             nfacts,
+            w.told,
+            tuple([t - now for t in w.fails]),
+            w.backoffs,
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
@@ -331,8 +393,8 @@ class WayoutDesign(Design[World]):
 
     def initial(self) -> World:
         core = SupervisorCore(self.config, now=0.0, compiled=self.compiled)
-        core.handle(ev.Start(now=0.0))
-        return self._world(core, ())
+        # Start is applied as any event: the world records what it asks for.
+        return self.apply(World(core, (), None), ev.Start(now=0.0)).state
 
     def key(self, state: World) -> Any:
         return state.key
@@ -344,41 +406,54 @@ class WayoutDesign(Design[World]):
         core = w.core
         now = core.now
         out: list[ev.Event] = []
-        for cid, child in core.children.items():
-            if cid in w.dead:
-                continue
-            state = child.state
-            if child.pid is None:
-                # SpawnChild is not answered yet: the process starts, or cannot.
+        owed, holds, cancels = w.owed, w.holds, w.cancels
+        for cid in core.children:
+            # Only what the world was asked for happens, read from its own
+            # record, never from the core's state: a process starts (or
+            # cannot) only when it was asked for,
+            if cid in w.asked:
                 out.append(ev.Spawned(now=now, child=cid, pid=100 + cid))
                 out.append(ev.ChildExited(now=now, child=cid, code=None))
                 continue
-            if state == "spawned":
+            if cid not in w.alive:
+                continue  # never started, or exited already: it says nothing
+            if cid in w.greets:
                 out.append(ev.Hello(now=now, child=cid))
-            # A child answers what it was sent, whatever state the core keeps
-            # it in: its init (once), and each ping (a pong of its own accord
-            # only in the world of pong_when_pinged=False).
+            # and a child answers what it was sent, whatever state the core
+            # keeps it in: its init (once), and each ping (a pong of its own
+            # accord only in the world of pong_when_pinged=False).
             if cid in w.inited:
                 out.append(ev.Ready(now=now, child=cid))
                 out.append(ev.InitError(now=now, child=cid, reason="ImportError"))
-            if cid in w.pinged if self.pong_when_pinged else state in _PONGS:
+            if cid in w.pinged if self.pong_when_pinged else core.children[cid].state in _PONGS:
                 out.append(ev.Pong(now=now, child=cid))
-            if w.owed:
+            killed = cid in w.killed
+            # A killed child still delivers a report that was in flight only
+            # with stale_reports: the world's choice.
+            speaks = not killed or self.stale_reports
+            if owed and speaks:
                 # An ack the child owes, whatever the core did with the job since
                 # (it may cross the parent's cancel, or its ack timeout).
                 out.extend(ev.JobAck(now=now, child=cid, job=jid)
-                           for c, jid in sorted(w.owed) if c == cid)
-            # A busy or stopping child still runs its job and may report on it;
-            # a killed one only if its report was in flight (stale_reports): the
-            # world's choice, not the lifecycle's.
-            if child.job is not None and (state in _REPORTS or self.stale_reports):
-                job = core.jobs.get(child.job)
-                if job is not None and job.child == cid and (cid, job.ident) not in w.owed:
-                    out.extend(self._job_reports(now, cid, job.ident, job.state))
+                           for c, jid in sorted(owed) if c == cid)
+            if holds and speaks:
+                # The job the child acked runs until it reports: a result or
+                # an error, whatever the core did with the job since.
+                for c, jid in sorted(holds):
+                    if c == cid:
+                        out.append(ev.JobDone(now=now, child=cid, job=jid, result=None))
+                        out.append(ev.JobRaised(now=now, child=cid, job=jid,
+                                                error_type="ValueError", message="boom"))
+            if cancels and speaks:
+                # A cancel is answered by the child that was sent it, for a job
+                # it runs or has not started yet (then it never starts).
+                out.extend(ev.CancelAck(now=now, child=cid, job=jid)
+                           for c, jid in sorted(cancels)
+                           if c == cid and ((c, jid) in holds or (c, jid) in owed))
             # Only a process sent SIGKILL is reaped as killed (or ignores it:
-            # then nothing is offered); any other may crash, or exit when asked to stop.
-            killed = cid in w.killed
-            code = SIGKILLED if killed else GRACEFUL if state == "stopping" else CRASH
+            # then nothing is offered); only one asked to stop exits gracefully;
+            # any other may crash at any time.
+            code = SIGKILLED if killed else GRACEFUL if cid in w.stopped else CRASH
             out.append(ev.ChildExited(now=now, child=cid, code=code))
             if not killed:
                 if self.bad_messages:
@@ -401,16 +476,6 @@ class WayoutDesign(Design[World]):
             out.append(ev.Close(now=now))
         return out
 
-    @staticmethod
-    def _job_reports(now: float, cid: int, jid: int, state: str) -> Iterator[ev.Event]:
-        """What a child may report on the job it holds, besides its ack."""
-        if state in _MAY_FINISH:
-            yield ev.JobDone(now=now, child=cid, job=jid, result=None)
-            yield ev.JobRaised(now=now, child=cid, job=jid, error_type="ValueError",
-                               message="boom")
-            if state in _MAY_CANCEL_ACK:
-                yield ev.CancelAck(now=now, child=cid, job=jid)
-
     def apply(self, w: World, event: ev.Event) -> Step[World]:
         """What happens when ``event`` occurs in ``w``: the step to the next state."""
         core = w.core.clone()
@@ -430,15 +495,23 @@ class WayoutDesign(Design[World]):
             jobs = [*facts, JobFacts(submitted=event.now)]
         dead, owed, alive, killed = w.dead, w.owed, w.alive, w.killed
         pinged, inited, changed = w.pinged, w.inited, w.changed
+        asked, greets, holds, stopped, cancels = w.asked, w.greets, w.holds, w.stopped, w.cancels
+        told, fails, backoffs = w.told, w.fails, w.backoffs
+        now = core.now
         changes: dict[int, float] | None = None
         broken: list[str] = []
         if event_type is _EXITED:
             gone = cast(ev.ChildExited, event).child
             dead = dead | {gone}
-            if gone in alive:
-                alive = alive - {gone}
+            if gone not in stopped and gone not in killed:
+                # Neither asked to stop nor killed: a crash, or a spawn that failed.
+                fails = (*fails, now)
+            alive, asked, greets = alive - {gone}, asked - {gone}, greets - {gone}
         elif event_type is _SPAWNED:
-            alive = alive | {cast(ev.Spawned, event).child}
+            born = cast(ev.Spawned, event).child
+            alive, asked, greets = alive | {born}, asked - {born}, greets | {born}
+        elif event_type is _HELLO:
+            greets = greets - {cast(ev.Hello, event).child}
         elif event_type is _PONG:
             pinged = pinged - {cast(ev.Pong, event).child}
         elif event_type is _READY or event_type is _INIT_ERROR:
@@ -446,6 +519,7 @@ class WayoutDesign(Design[World]):
         elif event_type is _ACK:
             ack: ev.JobAck = event  # type: ignore[assignment]
             owed = owed - {(ack.child, ack.job)}
+            holds = holds | {(ack.child, ack.job)}
             # The child acks, then calls user code: whatever the core makes of
             # the ack, the job ran here.
             if jobs is None:
@@ -455,10 +529,18 @@ class WayoutDesign(Design[World]):
             if f.runs:
                 broken.append(f"job {ack.job} ran twice: child {ack.child} acked it and called "
                               "user code after another child had")
-        # The pings outstanding when the core acts on this event (its own
-        # transitions below may make the world forget them).
-        unanswered = pinged
+        elif event_type is _DONE or event_type is _RAISED or event_type is _CANCEL_ACK:
+            report = cast(ev.JobDone, event)
+            pair = (report.child, report.job)
+            holds, cancels = holds - {pair}, cancels - {pair}
+            if event_type is _CANCEL_ACK:
+                owed = owed - {pair}  # cancelled before it started: it never will
+        # The questions outstanding when the core acts on this event (its own
+        # transitions below may make the world forget them): a child is blamed
+        # for a missed deadline only if it was asked something and is silent.
+        asked_before = (pinged, inited, greets | asked)
         spawns = 0
+        backed_off_at: float | None = None
         dispatched_from_ready: list[int] = []
         for cmd in commands:
             kind = type(cmd)
@@ -468,14 +550,31 @@ class WayoutDesign(Design[World]):
                     if changes is None:
                         changes = dict(changed)
                     changes[t.ident] = t.now
-                    # A reduction, read off the spec: an answer to a ping or an
-                    # init that arrives where the lifecycle takes no pong (or no
-                    # warmed) is no event for the child, so the world need not
-                    # remember a question its child has left behind.
-                    if t.dest not in _PONGS and t.ident in pinged:
+                    # A reduction, read off the spec: an answer to a ping, an
+                    # init or a spawn that arrives where the lifecycle takes no
+                    # pong (no warmed, no hello) is no event for the child, so
+                    # the world need not remember a question its child has left behind.
+                    dest = t.dest
+                    if dest not in _PONGS and t.ident in pinged:
                         pinged = pinged - {t.ident}
-                    if t.dest not in _WARMS and t.ident in inited:
+                    if dest not in _WARMS and t.ident in inited:
                         inited = inited - {t.ident}
+                    if dest not in _GREETS and t.ident in greets:
+                        greets = greets - {t.ident}
+                    if dest == "ready" and t.source == "warming":
+                        backoffs = 0  # a child became ready: back-off starts over
+                elif t.kind == "pool":
+                    if t.dest == "backing_off":
+                        backoffs = min(backoffs + 1, self._backoff_cap)
+                        backed_off_at = t.now
+                        recent = sum(1 for f in fails if f > now - self.config.restart_window)
+                        if recent <= self.config.max_restarts:
+                            broken.append(
+                                f"the pool backed off after {recent} failures within "
+                                f"restart_window={self.config.restart_window:g}s, not more "
+                                f"than max_restarts={self.config.max_restarts}")
+                    elif t.source == "backing_off":
+                        fails = ()  # the back-off paid for them: a new budget
                 if t.event == "dispatch":
                     if t.kind == "child" and t.source == "ready":
                         dispatched_from_ready.append(t.ident)
@@ -486,24 +585,42 @@ class WayoutDesign(Design[World]):
                     jobs[t.ident] = f._replace(started=True)
             elif kind is _SPAWN:
                 spawns += 1
+                asked = asked | {cast(ev.SpawnChild, cmd).child}
             elif kind is _PING:
                 pinged = pinged | {cast(ev.SendPing, cmd).child}
             elif kind is _INIT:
                 inited = inited | {cast(ev.SendInit, cmd).child}
             elif kind is _KILL:
                 kill: ev.Kill = cmd  # type: ignore[assignment]
-                if kill.cause == "ping_timeout" and kill.child not in unanswered:
-                    # Blame only silence: a child with no ping outstanding has
-                    # answered every ping it was sent.
-                    broken.append(f"child {kill.child} was killed for ping_timeout, but it "
-                                  "had answered every ping it was sent")
-                killed = killed | {kill.child}
+                victim = kill.child
+                silent = self._blame(kill, asked_before, owed, stopped, cancels)
+                if kill.cause == "protocol" and event_type is not _BAD:
+                    # The world sends only what its record allows: an answer
+                    # to what it was asked, a report on a job it runs.
+                    silent = "it sent only what it was asked for (a legal, if late, message)"
+                if silent:
+                    broken.append(f"child {victim} was killed for {kill.cause}, but {silent}")
+                if (kill.cause in _FAILURE_CAUSES and victim not in stopped
+                        and victim not in killed):
+                    fails = (*fails, now)
+                killed = killed | {victim}
+                if victim in stopped:
+                    # Killed, it is no longer asked to stop (a reap is all that is left).
+                    stopped = stopped - {victim}
             elif kind is _SEND_JOB:
                 sent: ev.SendJob = cmd  # type: ignore[assignment]
                 if sent.child not in dispatched_from_ready:
                     broken.append(f"job {sent.job} was sent to child {sent.child}, which was "
                                   "not ready")
                 owed = owed | {(sent.child, sent.job)}
+            elif kind is _STOP:
+                stopped = stopped | {cast(ev.SendStop, cmd).child}
+            elif kind is _CANCEL:
+                cancel: ev.SendCancel = cmd  # type: ignore[assignment]
+                stopped = stopped | {cancel.child}
+                cancels = cancels | {(cancel.child, cancel.job)}
+            elif kind is _REPORT:
+                told = cast(ev.ReportAvailability, cmd).available
             elif kind is _SETTLE:
                 if jobs is None:
                     jobs = list(facts)
@@ -515,11 +632,46 @@ class WayoutDesign(Design[World]):
                 # reports; forgotten without it is a process that runs on.
                 broken.append(f"child {cid}'s process still runs, but the core forgot it "
                               "without killing it")
+        if backed_off_at is not None and core.pool.state == "backing_off":
+            # The k-th back-off in a row lasts backoff_initial * 2^(k-1), up to backoff_max.
+            cfg = self.config
+            want = min(cfg.backoff_initial * 2 ** (backoffs - 1), cfg.backoff_max)
+            got = None if core.pool.deadline is None else core.pool.deadline - backed_off_at
+            if got != want:
+                broken.append(f"back-off {backoffs} in a row lasts {got}s, not backoff_initial "
+                              f"* 2^{backoffs - 1} capped at backoff_max = {want:g}s")
         if changes is not None:
             changed = MappingProxyType(changes)
-        return Step(label, self._world(core, facts if jobs is None else tuple(jobs), dead,
-                                       owed, alive, killed, pinged, inited, changed),
-                    event_type is _DEADLINE, spawns, tuple(broken))
+        world = World(core, facts if jobs is None else tuple(jobs), None, dead, owed, alive,
+                      killed, pinged, inited, changed, asked, greets, holds, stopped, cancels,
+                      told, fails[-(self.config.max_restarts + 1):], backoffs)
+        return Step(label, self._world(world), event_type is _DEADLINE, spawns, tuple(broken))
+
+    @staticmethod
+    def _blame(kill: ev.Kill, asked: tuple[frozenset[int], frozenset[int], frozenset[int]],
+               owed: frozenset[tuple[int, int]], stopped: frozenset[int],
+               cancels: frozenset[tuple[int, int]]) -> str:
+        """Why ``kill`` blames a child that answered everything it was asked ("" if it is fair).
+
+        A kill for a missed deadline says the child was asked something and
+        did not answer: start (spawn_timeout), initialize, pong, ack, stop,
+        cancel. The world's record says whether the question was asked.
+        """
+        pinged, inited, starting = asked
+        cid, cause = kill.child, kill.cause
+        if cause == "ping_timeout" and cid not in pinged:
+            return "it had answered every ping it was sent"
+        if cause == "initialize_timeout" and cid not in inited:
+            return "it was not running an initializer it was sent"
+        if cause == "spawn_timeout" and cid not in starting:
+            return "it was not starting: never asked for, or it had said its hello"
+        if cause == "ack_timeout" and not any(c == cid for c, _ in owed):
+            return "it owed no ack: it had acked every job it was sent"
+        if cause == "close_timeout" and cid not in stopped:
+            return "it was never asked to stop"
+        if cause == "cancel" and not any(c == cid for c, _ in cancels):
+            return "it was never asked to cancel a job (or had answered)"
+        return ""
 
     @staticmethod
     def _settle(jobs: list[JobFacts], cmd: ev.SettleJob, event: ev.Event) -> list[str]:
@@ -617,6 +769,31 @@ class WayoutDesign(Design[World]):
         queued = [jid for jid, job in core.jobs.items() if job.state == "queued"]
         if sorted(queued) != sorted(core.queue):
             broken.append(f"the queue {core.queue} does not match the queued jobs {queued}")
+        pool = core.pool_state
+        if pool in _KEEPS_WARM:
+            # Restart intensity in the world's own count: more than max_restarts
+            # failures within restart_window back the pool off; up to that,
+            # the pool keeps num_idle idle children on top of its queued jobs
+            # (within max_children), starting new ones at once.
+            recent = sum(1 for f in state.fails if f > now - cfg.restart_window)
+            if recent > cfg.max_restarts:
+                broken.append(f"{recent} failures within restart_window="
+                              f"{cfg.restart_window:g}s (max_restarts={cfg.max_restarts}), but "
+                              f"the pool is still {pool}")
+            else:
+                idle = sum(1 for c in children.values() if c.state in _UNCLAIMED)
+                want = cfg.num_idle + len(queued)
+                if idle < want and len(children) < cfg.max_children:
+                    broken.append(f"the pool is {pool} with {idle} idle or warming children "
+                                  f"for num_idle={cfg.num_idle} and {len(queued)} queued jobs, "
+                                  f"{len(children)} of max_children={cfg.max_children} live, "
+                                  f"and {recent} of max_restarts={cfg.max_restarts} failures: "
+                                  "it should start more")
+            # Availability in the other direction: an idle ready child takes a
+            # job at once, so the pool must say it is available.
+            if state.told is not True and any(c.state == "ready" for c in children.values()):
+                broken.append(f"the pool is {pool} with an idle ready child, but it reports "
+                              f"{'nothing' if state.told is None else 'unavailable'}")
         if core.pool.deadline is None and core.pool_state != "closed":
             broken.append(f"the pool is {core.pool_state} with no armed deadline")
         if core.pool_state == "closed" and children:
@@ -639,18 +816,20 @@ class WayoutDesign(Design[World]):
             c.state == "ready" for c in children.values())
 
     def goals(self) -> Sequence[Goal[World]]:
+        # Availability as the core reported it (ReportAvailability): what
+        # users, metrics and /readyz see, not the core's own field.
         return (Goal(
             "honest_availability",
-            when=lambda w: w.core.available,
-            reach=lambda w: not w.core.available or any(
+            when=lambda w: w.told is True,
+            reach=lambda w: w.told is not True or any(
                 c.state == "ready" for c in w.core.children.values()),
             target="a ready child, or availability turned false",
             doc="While the pool says it is available, a ready child must be reachable, or "
                 "the pool must stop saying so.",
         ), Goal(
             "availability_returns",
-            when=lambda w: not w.core.available and w.core.pool_state in _KEEPS_SERVING,
-            reach=lambda w: w.core.available or w.core.pool_state not in _KEEPS_SERVING,
+            when=lambda w: w.told is not True and w.core.pool_state in _KEEPS_SERVING,
+            reach=lambda w: w.told is True or w.core.pool_state not in _KEEPS_SERVING,
             target="the pool available again (or no longer serving)",
             doc="A serving pool that says it is unavailable can become available again: "
                 "unavailability that never ends is a pool nobody routes to.",
@@ -715,12 +894,15 @@ class WayoutServing(WayoutDesign):
 #: process (alive, killed, pinged, sent its init, time in its state); a job's place in the queue
 #: and on its child, and what the user knows of it.
 _SIGN_CHILD = child_signer("held_job", "dead", "owes", "alive", "killed", "pinged", "inited",
-                           "clock")
+                           "clock", "asked", "greets", "runs", "stopped", "cancel")
 _SIGN_JOB = job_signer("place", "on_holder", "on_a_child", "facts")
 _TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
 _SUBMIT, _EXITED, _DEADLINE, _ACK = ev.Submit, ev.ChildExited, ev.DeadlineReached, ev.JobAck
 _SPAWNED, _PONG, _READY, _INIT_ERROR = ev.Spawned, ev.Pong, ev.Ready, ev.InitError
 _PING, _INIT, _KILL = ev.SendPing, ev.SendInit, ev.Kill
+_HELLO, _DONE, _RAISED, _CANCEL_ACK = ev.Hello, ev.JobDone, ev.JobRaised, ev.CancelAck
+_STOP, _CANCEL, _REPORT = ev.SendStop, ev.SendCancel, ev.ReportAvailability
+_BAD = ev.BadMessage
 
 
 def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:

@@ -9,6 +9,7 @@ these explored a graph with no violation at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ import fsm.core as core_module
 from fsm import events as ev
 from fsm.core import SupervisorCore
 from models.explorer import explore
-from models.wayout import WayoutDesign, WayoutServing
+from models.report import format_violation
+from models.wayout import WayoutDesign, WayoutServing, World
 
 
 @pytest.fixture
@@ -33,6 +35,14 @@ def plant(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, Any], None
 def found(design: WayoutDesign) -> tuple[list[str], str]:
     result = explore(design)
     return sorted(result.found), result.violations[0].message if result.violations else ""
+
+
+def found_all(design: WayoutDesign) -> tuple[list[str], str]:
+    """The properties broken, and the first violation in full (every invariant its
+    state breaks: one fault may break two at once)."""
+    result = explore(design)
+    v = result.violations[0] if result.violations else None
+    return sorted(result.found), "" if v is None else format_violation(v)
 
 
 @pytest.mark.parametrize("design", [WayoutDesign, WayoutServing])
@@ -66,7 +76,9 @@ def test_an_initialize_timeout_without_a_kill_leaves_a_process_running(
         self._fire(child, "timeout")  # failed, but no Kill command
 
     plant("_child_timeout", no_kill)
-    props, message = found(design(jobs=1))
+    # restarts=3: the core's failure count (the world saw no failure: no kill,
+    # no exit) must not back the pool off before the forgotten process shows.
+    props, message = found(design(jobs=1, restarts=3))
     assert props == ["safety"]
     assert "still runs, but the core forgot it without killing it" in message
 
@@ -123,3 +135,177 @@ def test_a_pong_that_does_not_renew_the_deadline_blames_healthy_children(
     props, message = found(WayoutServing(jobs=1))
     assert props == ["safety"]
     assert "killed for ping_timeout, but it had answered every ping" in message
+
+
+# --- the world obeys commands: a child is blamed only for a question it was asked ---
+
+
+def dropping(method: Any, *kinds: type[ev.Command]) -> Any:
+    """``method`` with the commands of ``kinds`` it emits dropped (a core that forgets to send)."""
+
+    def dropped(self: SupervisorCore, *args: Any) -> Any:
+        start = len(self._out)
+        result = method(self, *args)
+        self._out[start:] = [c for c in self._out[start:] if not isinstance(c, kinds)]
+        return result
+
+    dropped.__name__ = method.__name__
+    return dropped
+
+
+@pytest.mark.parametrize(("name", "kinds", "design", "blame"), [
+    # Dispatch that never sends the job: the child is killed for an ack it never owed.
+    ("_reconcile", (ev.SendJob,), WayoutServing, "killed for ack_timeout, but it owed no ack"),
+    # A cancel never sent: the stopping child is killed for not stopping.
+    ("_begin_cancel", (ev.SendCancel,), WayoutServing,
+     "killed for close_timeout, but it was never asked to stop"),
+    # Closing that tells no child to stop: each is killed at close_timeout.
+    ("_enter_closing", (ev.SendStop, ev.SendCancel), WayoutDesign,
+     "killed for close_timeout, but it was never asked to stop"),
+    # A child recorded but its process never asked for: killed for not starting.
+    ("_spawn", (ev.SpawnChild,), WayoutServing,
+     "killed for spawn_timeout, but it was not starting"),
+])
+def test_a_command_the_core_does_not_send_is_not_answered(
+        plant: Callable[[str, Any], None], name: str, kinds: tuple[type[ev.Command], ...],
+        design: type[WayoutDesign], blame: str) -> None:
+    plant(name, dropping(getattr(SupervisorCore, name), *kinds))
+    props, message = found_all(design(jobs=1))
+    assert props == ["safety"]
+    assert blame in message
+
+
+def test_a_legal_message_taken_as_a_protocol_violation_blames_a_healthy_child(
+        plant: Callable[[str, Any], None]) -> None:
+    on_pong = SupervisorCore._on_pong
+
+    def busy_pong_is_a_violation(self: SupervisorCore, e: ev.Pong) -> None:
+        child = self.children.get(e.child)
+        if child is not None and child.state == "busy":
+            self._kill(child, "pong while busy", failure=True, cause="protocol")
+            return
+        on_pong(self, e)
+
+    plant("_on_pong", busy_pong_is_a_violation)
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "killed for protocol, but it sent only what it was asked for" in message
+
+
+# --- availability as reported (ReportAvailability), in both directions ---------------
+
+
+def test_availability_never_reported_is_caught(plant: Callable[[str, Any], None]) -> None:
+    plant("_reconcile", dropping(SupervisorCore._reconcile, ev.ReportAvailability))
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "with an idle ready child, but it reports nothing" in message
+
+
+def test_a_pool_with_a_ready_child_that_says_unavailable_is_caught(
+        plant: Callable[[str, Any], None]) -> None:
+    availability = SupervisorCore._availability
+
+    def shy(self: SupervisorCore) -> tuple[bool, str]:
+        available, reason = availability(self)
+        if any(c.state == "ready" for c in self.children.values()):
+            return False, reason
+        return available, reason
+
+    plant("_availability", shy)
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "with an idle ready child, but it reports unavailable" in message
+
+
+# --- restart intensity and back-off, in the world's own count ------------------------
+
+
+class _OtherSettings(WayoutServing):
+    """The world judges by its config; the core runs with ``core_settings`` changed."""
+
+    core_settings: dict[str, Any] = {}
+
+    def initial(self) -> World:
+        config = replace(self.config, **self.core_settings)
+        return self.apply(World(SupervisorCore(config, now=0.0), (), None),
+                          ev.Start(now=0.0)).state
+
+
+class _EarlyBackOff(_OtherSettings):
+    core_settings = {"max_restarts": 0}  # backs off at max_restarts failures, one early
+
+
+class _NoDoubling(_OtherSettings):
+    core_settings = {"backoff_max": 1.0}  # the delay never grows past backoff_initial
+
+
+def test_a_pool_that_backs_off_one_failure_early_is_caught() -> None:
+    props, message = found_all(_EarlyBackOff(jobs=1))
+    assert props == ["safety"]
+    assert "backed off after 1 failures within restart_window" in message
+
+
+def test_a_back_off_delay_that_never_doubles_is_caught() -> None:
+    props, message = found_all(_NoDoubling(jobs=1))
+    assert props == ["safety"]
+    assert "back-off 2 in a row lasts 1.0s" in message
+
+
+def test_a_back_off_that_keeps_its_failures_backs_off_again_at_once(
+        plant: Callable[[str, Any], None]) -> None:
+    pool_timeout = SupervisorCore._pool_timeout
+
+    def keeping(self: SupervisorCore) -> None:
+        kept = list(self.failures)
+        pool_timeout(self)
+        self.failures[:] = kept
+
+    plant("_pool_timeout", keeping)
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "backed off after 0 failures" in message
+
+
+def test_a_ready_child_that_does_not_reset_the_back_off_is_caught(
+        plant: Callable[[str, Any], None]) -> None:
+    on_ready = SupervisorCore._on_ready
+
+    def remembering(self: SupervisorCore, e: ev.Ready) -> None:
+        level = self.backoff_level
+        on_ready(self, e)
+        self.backoff_level = level
+
+    plant("_on_ready", remembering)
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "back-off 1 in a row lasts 2.0s" in message
+
+
+def test_failures_the_core_does_not_count_leave_the_pool_running(
+        plant: Callable[[str, Any], None]) -> None:
+    record_failure = SupervisorCore._record_failure
+
+    def forgetful(self: SupervisorCore, child: Any) -> None:
+        record_failure(self, child)
+        self.failures.pop()
+
+    plant("_record_failure", forgetful)
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "2 failures within restart_window" in message and "but the pool is still" in message
+
+
+def test_a_pool_that_stops_spawning_before_its_intensity_is_exceeded_is_caught(
+        plant: Callable[[str, Any], None]) -> None:
+    spawn = SupervisorCore._spawn
+
+    def timid(self: SupervisorCore) -> None:
+        if len(self.failures) >= self.config.max_restarts:
+            return
+        spawn(self)
+
+    plant("_spawn", timid)
+    props, message = found_all(WayoutServing(jobs=1))
+    assert props == ["safety"]
+    assert "it should start more" in message
