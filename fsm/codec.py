@@ -36,6 +36,7 @@ takes 0.26 us, through a function per record 0.48 us.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -221,7 +222,9 @@ def _abs(t: float | None, now: float) -> float | None:
 # ----------------------------------------------------------------------------
 
 #: SupervisorCore's fields that are no state: its input and its working space.
-NOT_STATE = frozenset({"config", "now", "compiled", "_out"})
+#: ``_deadlines`` is the deadline heap, derived from the records' deadlines:
+#: two cores that differ only in stale heap entries are the same state.
+NOT_STATE = frozenset({"config", "now", "compiled", "_out", "_deadlines"})
 #: The fields the snapshot below writes (a test holds them to SupervisorCore's).
 STATE = frozenset({"pool", "children", "jobs", "queue", "next_child", "failures",
                    "spawn_proven", "last_failure", "backoff_level", "heartbeat_at", "reported"})
@@ -282,7 +285,7 @@ def restore(cls: type[SupervisorCore], config: PoolConfig, snap: Hashable, now: 
         core.children[ident] = _CHILD.decode(ident, key, now)
     for ident, *key in jobs:
         core.jobs[ident] = _JOB.decode(ident, key, now)
-    core.queue = list(queue)
+    core.queue = deque(queue)
     core.next_child = next_child if next_child is not None else (
         max(core.children, default=-1) + 1
     )
@@ -297,7 +300,7 @@ def _clone_function() -> Callable[[SupervisorCore], SupervisorCore]:
                       pool={_POOL.copy_source.format(v="core.pool")})
     copy.children = {{k: {_CHILD.copy_source.format(v="c")} for k, c in core.children.items()}}
     copy.jobs = {{k: {_JOB.copy_source.format(v="j")} for k, j in core.jobs.items()}}
-    copy.queue = list(core.queue)
+    copy.queue = deque(core.queue)
     copy.next_child = core.next_child
     copy.failures = list(core.failures)
     copy.spawn_proven = core.spawn_proven
@@ -305,10 +308,12 @@ def _clone_function() -> Callable[[SupervisorCore], SupervisorCore]:
     copy.backoff_level = core.backoff_level
     copy.heartbeat_at = core.heartbeat_at
     copy.reported = core.reported
+    heap = core._deadlines
+    copy._deadlines = None if heap is None else list(heap)
     return copy
 """
     scope: dict[str, Any] = {"ChildRecord": ChildRecord, "JobRecord": JobRecord,
-                             "PoolRecord": PoolRecord}
+                             "PoolRecord": PoolRecord, "deque": deque}
     exec(source, scope)
     return cast(Callable[["SupervisorCore"], "SupervisorCore"], scope["clone"])
 

@@ -20,8 +20,10 @@ pool short of its target.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from heapq import heapify, heappop, heappush
 from typing import Any, cast
 
 from fsm import codec, errors
@@ -93,8 +95,9 @@ class SupervisorCore:
     pool: PoolRecord = field(default_factory=PoolRecord)
     children: dict[int, ChildRecord] = field(default_factory=dict)
     jobs: dict[int, JobRecord] = field(default_factory=dict)
-    # Queued job ids, in the order they will be dispatched.
-    queue: list[int] = field(default_factory=list)
+    # Queued job ids, in the order they will be dispatched (a deque: a burst
+    # is dispatched from the front, a requeued job goes back to the front).
+    queue: deque[int] = field(default_factory=deque)
     next_child: int = 0
     # Times of recent failures (within restart_window), for restart intensity.
     failures: list[float] = field(default_factory=list)
@@ -112,6 +115,9 @@ class SupervisorCore:
     # itself; tests/test_core_engines.py proves both engines agree.
     compiled: bool = True
     _out: list[ev.Command] = field(default_factory=list, repr=False)
+    # The deadline heap: derived from the records' deadlines, never state (not
+    # in a snapshot or key; see _heap). None: not built yet, built on first use.
+    _deadlines: list[_Entry] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.pool.deadline is None and self.pool.state == POOL.initial:
@@ -136,20 +142,75 @@ class SupervisorCore:
         return out
 
     def next_deadline(self) -> float | None:
-        """The earliest armed deadline: the runtime wakes the core then, at the latest."""
-        best = self.pool.deadline
-        for child in self.children.values():
-            d = child.deadline
-            if d is not None and (best is None or d < best):
-                best = d
-        for job in self.jobs.values():
-            d = job.deadline
-            if d is not None and (best is None or d < best):
-                best = d
+        """The earliest armed deadline: the runtime wakes the core then, at the latest.
+
+        O(1) amortised: the top of the deadline heap, once stale entries above
+        it are dropped."""
+        heap = self._heap()
+        while heap and self._armed(heap[0]) is None:
+            heappop(heap)
+        best = heap[0][0] if heap else None
         hb = self.heartbeat_at
         if hb is not None and (best is None or hb < best):
             best = hb
         return best
+
+    # ------------------------------------------------------------------
+    # The deadline heap (as trio's _core.Deadlines: lazy deletion, rebuilt
+    # when stale entries dominate)
+    # ------------------------------------------------------------------
+    #
+    # Each entry is (deadline, group, ident); the group is the record's kind's
+    # place in _TIE_ORDER (a child, a job, the pool). Arming a record (_arm,
+    # the one place that sets a deadline) pushes an entry; nothing is ever
+    # removed in place. An entry is live while its record exists and still
+    # has that deadline; any other entry is stale and is dropped when it
+    # reaches the top. The order (deadline, group, ident) is the order in
+    # which the core always fired deadlines: earliest first, and at equal
+    # times children before jobs before the pool, each by id (the order they
+    # were created in: children are numbered by next_child, jobs by the
+    # caller, and the runtime and the model both count up). A record re-armed
+    # to the same time may have two live entries: firing the first re-arms it
+    # elsewhere, and the second is then stale (if it is re-armed to the same
+    # time, it is due again, and the core fired it again before the heap too).
+
+    def _heap(self) -> list[_Entry]:
+        heap = self._deadlines
+        if heap is None:
+            child, job, pool = _GROUP["child"], _GROUP["job"], _GROUP["pool"]
+            heap = [(c.deadline, child, i) for i, c in self.children.items()
+                    if c.deadline is not None]
+            heap += [(j.deadline, job, i) for i, j in self.jobs.items() if j.deadline is not None]
+            if self.pool.deadline is not None:
+                heap.append((self.pool.deadline, pool, 0))
+            heapify(heap)
+            self._deadlines = heap
+        return heap
+
+    def _armed(self, entry: _Entry) -> ChildRecord | JobRecord | PoolRecord | None:
+        """The record ``entry`` stands for, if it is live; None if it is stale."""
+        at, group, ident = entry
+        kind = _TIE_ORDER[group]
+        obj: ChildRecord | JobRecord | PoolRecord | None
+        if kind == "child":
+            obj = self.children.get(ident)
+        elif kind == "job":
+            obj = self.jobs.get(ident)
+        else:
+            obj = self.pool
+        return obj if obj is not None and obj.deadline == at else None
+
+    def _push(self, obj: ChildRecord | JobRecord | PoolRecord) -> None:
+        """Enter ``obj``'s new deadline in the heap: every deadline is set by _arm,
+        which calls this (a deadline assigned elsewhere would never fire)."""
+        heap = self._deadlines
+        if heap is None or obj.deadline is None:
+            return  # not built yet: it will be built from the records themselves
+        heappush(heap, (obj.deadline, _GROUP[obj.kind], obj.ident))
+        if len(heap) > 2 * (len(self.children) + len(self.jobs)) + 64:
+            # Stale entries dominate: rebuild from the records (O(n), after at
+            # least n pushes since the last build: O(1) amortised per push).
+            self._deadlines = None
 
     @property
     def pool_state(self) -> str:
@@ -250,18 +311,16 @@ class SupervisorCore:
     def _on_deadline(self, e: ev.DeadlineReached) -> None:
         # Fire every deadline that has passed, earliest first. Children go before
         # jobs and jobs before the pool at equal times, so that a pool closing
-        # exactly when its last child is abandoned sees that child gone.
+        # exactly when its last child is abandoned sees that child gone (the
+        # heap's order, see _heap). Firing k deadlines costs O(k log n).
+        now = self.now
         while True:
-            due: ChildRecord | JobRecord | PoolRecord | None = None
-            due_at = self.now
-            for group in (self.children.values(), self.jobs.values(), (self.pool,)):
-                for obj in group:
-                    d = obj.deadline
-                    if d is not None and d <= due_at and (due is None or d < due_at):
-                        due, due_at = obj, d
-            if due is None:
+            heap = self._heap()  # a push may have dropped it for a rebuild
+            if not heap or heap[0][0] > now:
                 break
-            self._timeout(due)
+            due = self._armed(heappop(heap))
+            if due is not None:
+                self._timeout(due)
         if self.heartbeat_at is not None and self.heartbeat_at <= self.now:
             self._heartbeat()
 
@@ -497,7 +556,7 @@ class SupervisorCore:
         if self.queue and pool.state in _DISPATCHING:
             for child in self.children.values():
                 if child.state == "ready":
-                    job = self.jobs[self.queue.pop(0)]
+                    job = self.jobs[self.queue.popleft()]
                     self._fire(job, "dispatch")
                     job.child = child.ident
                     self._fire(child, "dispatch")
@@ -601,6 +660,7 @@ class SupervisorCore:
             obj.deadline = self.now + self._backoff_delay()
         else:
             obj.deadline = self.now + self.config.duration(setting)
+        self._push(obj)
 
     def _max_backoff_level(self) -> int:
         """The level at which the delay reaches backoff_max: no need to count further."""
@@ -694,7 +754,7 @@ class SupervisorCore:
             if child is not None and child.job == job.ident:
                 child.job = None
             job.child = None
-        self.queue.insert(0, job.ident)
+        self.queue.appendleft(job.ident)
         if job.deadline is not None and job.deadline <= self.now:
             # Its queue budget counts from submission and is spent: it fails
             # now. Left queued, a child could take it before the next tick,
@@ -813,6 +873,14 @@ class SupervisorCore:
         """An independent copy (cheaper than a snapshot round trip)."""
         return codec.clone(self)
 
+
+#: A deadline heap entry: (deadline, group, ident); see SupervisorCore._heap.
+_Entry = tuple[float, int, int]
+#: The order in which deadlines due at the same instant fire: children before
+#: jobs before the pool (a pool closing exactly when its last child is
+#: abandoned sees that child gone).
+_TIE_ORDER = ("child", "job", "pool")
+_GROUP: dict[str, int] = {kind: group for group, kind in enumerate(_TIE_ORDER)}
 
 _HANDLERS: dict[type[ev.Event], Callable[[SupervisorCore, Any], None]] = {
     ev.Start: SupervisorCore._on_start,

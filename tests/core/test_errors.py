@@ -76,7 +76,7 @@ def test_a_job_id_submitted_twice_is_refused() -> None:
     with pytest.raises(WayoutError, match=re.escape(
             "job 7 was submitted twice: job ids must be unique")):
         s.core.handle(ev.Submit(0.1, 7))
-    assert s.core.queue == [7]
+    assert list(s.core.queue) == [7]
 
 
 class Nap(ev.Event):

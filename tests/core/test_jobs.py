@@ -60,7 +60,7 @@ def test_jobs_queue_in_order_and_demand_spawns_up_to_max_children() -> None:
     assert view(s.core) == state("running", {"spawned": 1, "busy": 1},
                                  {"queued": 2, "dispatched": 1}, queued=2, available=False,
                                  config=TWO)
-    assert s.core.queue == [2, 3]
+    assert list(s.core.queue) == [2, 3]
     assert s.warm(1, 0.3) == [ev.SendInit(1), ev.SendJob(1, 2)]
     s.feed(ev.JobAck(0.4, 0, 1), ev.JobDone(0.5, 0, 1))
     assert s.of(ev.SendJob)[-1] == ev.SendJob(0, 3)

@@ -56,6 +56,7 @@ def test_a_pong_that_renews_the_running_jobs_deadline_breaks_bounded_settlement(
         job = None if child is None or child.job is None else self.jobs.get(child.job)
         if job is not None and job.state == "running":
             job.deadline = self.now + job.timeout
+            self._push(job)  # the deadline heap learns every deadline the core sets
 
     plant("_on_pong", renewing)
     props, message = found(design(jobs=1))
@@ -91,6 +92,7 @@ def test_a_back_off_timer_that_re_enters_back_off_never_recovers(
     def again(self: SupervisorCore) -> None:
         if self.pool.state == "backing_off":
             self.pool.deadline = self.now + self._backoff_delay()
+            self._push(self.pool)
             return
         pool_timeout(self)
 
@@ -130,6 +132,7 @@ def test_a_pong_that_does_not_renew_the_deadline_blames_healthy_children(
         on_pong(self, e)
         if child is not None:
             child.deadline = deadline
+            self._push(child)
 
     plant("_on_pong", not_renewing)
     props, message = found(WayoutServing(jobs=1))

@@ -101,6 +101,7 @@ def _unacked_measured_with_ack_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
         arm(self, obj)
         if obj.kind == "job" and obj.state == "unacked":
             obj.deadline = self.now + self.config.ack_timeout
+            self._push(obj)  # the deadline heap learns every deadline the core sets
 
     monkeypatch.setattr(SupervisorCore, "_arm", wrong)
 

@@ -193,7 +193,7 @@ def test_catches_a_job_run_twice_when_an_ack_timeout_requeues_at_once(
         self._fire(job, "timeout")  # -> unacked
         self._fire(job, "requeue")  # -> queued, at once
         job.child = None
-        self.queue.insert(0, job.ident)
+        self.queue.appendleft(job.ident)
         if child is not None:
             child.job = None
             self._kill(child, "sent no ack", failure=True, cause="ack_timeout")

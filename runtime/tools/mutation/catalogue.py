@@ -123,7 +123,7 @@ CATALOGUE: tuple[Mutant, ...] = (
           "a job whose child died before its ack fails with ChildDied instead of going "
           "back to the queue"),
     _core("requeue-not-queued", "skipped requeue", _C + "_requeue",
-          "self.queue.insert(0, job.ident)", "pass",
+          "self.queue.appendleft(job.ident)", "pass",
           "a requeued job is queued in its lifecycle but never put back in the queue"),
     _core("unacked-timeout-no-requeue", "skipped requeue", _C + "_job_timeout",
           'self._fire(job, "timeout")  # -> queued\n'
@@ -145,11 +145,11 @@ CATALOGUE: tuple[Mutant, ...] = (
           '    child.job = None\n'
           '    job.child = None\n'
           '    self._fire(job, "timeout")\n'
-          '    self.queue.insert(0, job.ident)\n'
+          '    self.queue.appendleft(job.ident)\n'
           '    self._kill(child, f"sent no ack for job {job.ident} within "',
           "a missed ack requeues the job at once (the ack may be in flight): it can run twice"),
     _core("requeue-at-tail", "skipped requeue", _C + "_requeue",
-          "self.queue.insert(0, job.ident)", "self.queue.append(job.ident)",
+          "self.queue.appendleft(job.ident)", "self.queue.append(job.ident)",
           "a job that never started is requeued behind the others instead of at the head",
           equivalent="the queue's order is policy, not safety: every queued job keeps its own "
           "queue budget from its submission, so every order settles every job within the same "
@@ -284,16 +284,16 @@ child.settled = True''',
           "closing clears it and a closing or closed pool refuses every submission, so the "
           "guard never decides anything"),
     _core("dispatch-newest", "dispatch guard", _C + "_reconcile",
-          "job = self.jobs[self.queue.pop(0)]", "job = self.jobs[self.queue.pop()]",
+          "job = self.jobs[self.queue.popleft()]", "job = self.jobs[self.queue.pop()]",
           "dispatch takes the newest queued job instead of the oldest",
           equivalent="the queue's order is policy, not safety: each queued job keeps its own "
           "budget from its submission, so every order settles every job within the same bound",
           origin="reviewer"),
     _core("dispatch-double-booked", "dispatch guard", _C + "_reconcile",
           'if child.state == "ready":\n'
-          '                    job = self.jobs[self.queue.pop(0)]',
+          '                    job = self.jobs[self.queue.popleft()]',
           'if child.state in ("ready", "busy"):\n'
-          '    job = self.jobs[self.queue.pop(0)]\n'
+          '    job = self.jobs[self.queue.popleft()]\n'
           '    if child.state == "busy":\n'
           '        child.job = job.ident\n'
           '        job.child = child.ident\n'
@@ -344,17 +344,15 @@ child.settled = True''',
           "ready holding a settled job", origin="reviewer"),
 
     # --- tie orders ------------------------------------------------------------------
-    _core("pool-before-children", "tie order", _C + "_on_deadline",
-          "for group in (self.children.values(), self.jobs.values(), (self.pool,)):",
-          "for group in ((self.pool,), self.jobs.values(), self.children.values()):",
+    _core("pool-before-children", "tie order", "_TIE_ORDER",
+          '("child", "job", "pool")', '("pool", "job", "child")',
           "deadlines due at the same instant fire pool first, then jobs, then children"),
-    _core("jobs-before-children", "tie order", _C + "_on_deadline",
-          "for group in (self.children.values(), self.jobs.values(), (self.pool,)):",
-          "for group in (self.jobs.values(), self.children.values(), (self.pool,)):",
+    _core("jobs-before-children", "tie order", "_TIE_ORDER",
+          '("child", "job", "pool")', '("job", "child", "pool")',
           "deadlines due at the same instant fire jobs before children"),
     _core("deadlines-one-per-event", "tie order", _C + "_on_deadline",
-          "            self._timeout(due)\n",
-          "            self._timeout(due)\n            break\n",
+          "                self._timeout(due)\n",
+          "                self._timeout(due)\n                break\n",
           "one DeadlineReached fires only the earliest due deadline, not every due one",
           origin="reviewer"),
 
@@ -436,7 +434,10 @@ child.settled = True''',
           'if self.pool.state not in _ACCEPTING | {"draining"}:',
           "a draining pool still accepts new jobs", origin="reviewer"),
     _core("wake-ignores-jobs", "deadline", _C + "next_deadline",
-          "for job in self.jobs.values():", "for job in ():",
+          "best = heap[0][0] if heap else None",
+          "best = min((entry[0] for entry in heap\n"
+          "            if entry[1] != _GROUP[\"job\"] and self._armed(entry) is not None),\n"
+          "           default=None)",
           "next_deadline() leaves out the jobs' deadlines: a job's timeout fires only when "
           "something else wakes the core", origin="reviewer"),
     _core("wake-ignores-heartbeat", "deadline", _C + "next_deadline",
@@ -444,8 +445,7 @@ child.settled = True''',
           "next_deadline() leaves out the heartbeat: pings go out only when something else "
           "wakes the core", origin="reviewer"),
     _core("deadline-strict", "deadline", _C + "_on_deadline",
-          "if d is not None and d <= due_at and (due is None or d < due_at):",
-          "if d is not None and d < due_at and (due is None or d < due_at):",
+          "if not heap or heap[0][0] > now:", "if not heap or heap[0][0] >= now:",
           "a deadline due exactly now does not fire: a wake-up at the deadline does nothing",
           origin="reviewer"),
     _core("ready-not-proven", "availability", _C + "_on_ready",
