@@ -164,6 +164,12 @@ def check_invariants(core: SupervisorCore, settled: Iterable[int] = (), *,
             f"{at_once} child failures at t={core.now}: a hot respawn loop")
     if core.pool_state not in ("closed",):
         assert core.next_deadline() is not None
+    # The deadline heap answers what a scan of every record would.
+    armed = [o.deadline for o in (core.pool, *core.children.values(), *core.jobs.values())
+             if o.deadline is not None]
+    if core.heartbeat_at is not None:
+        armed.append(core.heartbeat_at)
+    assert core.next_deadline() == min(armed, default=None), (core.next_deadline(), armed)
 
 
 class Script:
