@@ -11,7 +11,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The extras a developer needs; only those pyproject.toml defines are installed.
-WANTED_EXTRAS := dev http bench
+WANTED_EXTRAS := dev http bench dask
 # Lint and type-check the sans-I/O packages that have Python files (a fresh
 # package may not exist yet).
 STRICT_PATHS := $(patsubst %/,%,$(sort $(dir $(wildcard fsm/*.py models/*.py))))
