@@ -29,7 +29,8 @@ def client() -> Iterator[Any]:
     # A worker process that starts processes of its own must not be daemonic
     # (multiprocessing refuses daemons children): Dask's own setting for it.
     with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1", dashboard_address=None,
+                                  memory_limit=0) as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
@@ -67,3 +68,32 @@ def test_a_segfault_breaks_the_process_pool_executor_for_every_later_task(client
 def test_the_plugin_refuses_a_bad_worker_count() -> None:
     with pytest.raises(ValueError, match="max_workers"):
         WayoutPlugin(max_workers=0)
+
+
+def test_wayout_fails_only_the_crashed_tasks_and_every_other_task_completes(client: Any) -> None:
+    name, workers = _register(client, max_workers=2, job_timeout=3.0, memory_limit_mb=150,
+                              ping_interval=0.2)
+    crashes = [(dask_funcs.segfault, ()), (dask_funcs.exit_now, (3,)),
+               (dask_funcs.hang, (20.0,)), (dask_funcs.grow, (300, 2.0))]
+    with dask.annotate(executor=name):
+        failed = [client.submit(fn, *args, workers=w, pure=False)
+                  for w in workers for fn, args in crashes]
+    outcomes = [_outcome(f) for f in failed]
+    with dask.annotate(executor=name):
+        later = [client.submit(dask_funcs.add, i, 1, workers=workers[i % 2], pure=False)
+                 for i in range(8)]
+    assert all(isinstance(o, Exception) for o in outcomes), outcomes
+    assert not any(isinstance(o, BrokenProcessPool) and "terminated abruptly" in str(o)
+                   for o in outcomes), outcomes
+    assert [f.result(timeout=60) for f in later] == list(range(1, 9))
+    metrics = client.scheduler_info()["workers"]
+    assert all(isinstance(m["metrics"].get(f"{name}.available"), bool) for m in metrics.values())
+
+
+def test_wayout_lets_dask_retries_run_a_crashed_task_again(client: Any, tmp_path: Path) -> None:
+    name, workers = _register(client, max_workers=1)
+    with dask.annotate(executor=name, retries=1):
+        again = client.submit(dask_funcs.segfault_once, str(tmp_path), 42, workers=workers[0],
+                              pure=False)
+    assert again.result(timeout=60) == 42
+    assert (tmp_path / "tried").exists()
