@@ -70,6 +70,9 @@ def test_the_plugin_refuses_a_bad_worker_count() -> None:
         WayoutPlugin(max_workers=0)
 
 
+# Measured at about 125 s on the loaded 2-core machine (why so long is not known yet:
+# see the report of branch dask17); bounded above the default 120 s timeout.
+@pytest.mark.timeout(240)
 def test_wayout_fails_only_the_crashed_tasks_and_every_other_task_completes(client: Any) -> None:
     name, workers = _register(client, max_workers=2, job_timeout=3.0, memory_limit_mb=150,
                               ping_interval=0.2)
