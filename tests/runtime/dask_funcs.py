@@ -45,5 +45,5 @@ def segfault_once(token_dir: str, value: int) -> int:
 
 
 def ppe_factory(max_workers: int, settings: dict[str, Any]) -> cf.Executor:
-    """A ProcessPoolExecutor in the plugin's place, to compare (settings it cannot take are dropped)."""
+    """A ProcessPoolExecutor in the plugin's place, to compare (it takes no wayout settings)."""
     return cf.ProcessPoolExecutor(max_workers=max_workers)

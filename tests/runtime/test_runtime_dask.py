@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import dask
+import dask_funcs
 import distributed
 import pytest
 
-import dask_funcs
 from runtime.dask import WayoutPlugin
 
 _names = itertools.count()
@@ -28,9 +28,10 @@ _names = itertools.count()
 def client() -> Iterator[Any]:
     # A worker process that starts processes of its own must not be daemonic
     # (multiprocessing refuses daemons children): Dask's own setting for it.
-    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  memory_limit=0) as cluster, \
+    with dask.config.set({"distributed.worker.daemon": False}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                     host="127.0.0.1", dashboard_address=None,
+                                     memory_limit=0) as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
