@@ -238,12 +238,16 @@ class Executor(cf.Executor):
         job_timeout(self._config, timeout)  # a bad value is refused here (ConfigError)
         return ExecutorOptions(self, timeout)
 
-    def status(self) -> PoolStatus:
-        """The pool's ``PoolStatus``, read on its loop (from any thread)."""
+    def status(self, timeout: float | None = None) -> PoolStatus:
+        """The pool's ``PoolStatus``, read on its loop (from any thread).
+
+        ``timeout`` bounds the wait for the loop (``TimeoutError``): a caller
+        that must not block, such as a Dask worker's heartbeat, sets one.
+        """
         async def read() -> PoolStatus:
             return self._pool.status()
         try:
-            return asyncio.run_coroutine_threadsafe(read(), self._loop).result()
+            return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout)
         except RuntimeError:  # the loop is closed: the executor was shut down
             return self._pool.status()
 
