@@ -11,16 +11,46 @@ under ``NAME``::
         futures = client.map(work, items)
 
 A task whose child segfaults, exits, hangs past ``job_timeout`` or grows past
-``memory_limit_mb`` fails alone (``ChildDied``, ``JobTimeout``...), or is run
+``memory_limit_mb`` fails alone (``ChildDied``, ``JobTimeout``), or is run
 again by Dask's ``retries=``; the pool replaces the child and every other
 task goes on. A ``ProcessPoolExecutor`` in the same place is broken for good
 by one crashed task (every later task fails ``BrokenProcessPool`` until the
 worker restarts).
 
-The pool is shut down when the worker closes (``teardown``), and the worker
-reports the pool's availability in its metrics (``worker.metrics``, sent with
-each heartbeat; ``client.scheduler_info()["workers"][addr]["metrics"]
-["wayout.available"]``).
+What the plugin does on each worker, and why:
+
+* **Daemonic workers.** Dask starts worker processes daemonic
+  (``distributed.worker.daemon``), and ``multiprocessing`` refuses to start
+  children from a daemonic process, lest they be orphaned when it is
+  terminated. wayout's children cannot be orphaned: each one dies with its
+  parent (``PR_SET_PDEATHSIG``), and under forkserver the forkserver exits
+  when the worker is gone. So the plugin clears the worker process's daemon
+  flag when it sets up a wayout pool; nothing else about the worker changes
+  (its nanny still treats it as it did). A custom ``executor_factory`` is
+  left to decide for itself.
+* **Fresh children start warm.** Every task runs inside Dask's task runner,
+  which lives in ``distributed``; a child that imported it only on its first
+  task would spend that import (about 2 s on a loaded machine) inside the
+  task's ``job_timeout``. The plugin adds ``preload`` (default
+  ``distributed``) to the forkserver's preload, so the forkserver imports it
+  once and every child, replacements included, is forked with it.
+* **A timed-out task fails with ``JobTimeout``.** Dask's task runner catches
+  every ``BaseException`` of the task, wayout's cancellation too, and returns
+  it as a result; the plugin raises it again in the child, so the child
+  acknowledges the cancel and the task fails ``JobTimeout`` (without that it
+  would "fail" with wayout's private cancellation exception, which the client
+  cannot even raise).
+* **Status.** The worker reports the pool's availability in its heartbeat
+  metrics: ``client.scheduler_info()["workers"][addr]["metrics"]
+  [NAME + ".available"]`` is ``True`` when the pool can take a job now,
+  ``False`` when it cannot (every child busy or restarting, restarts backing
+  off, or the pool did not answer within a second). The worker's own
+  ``status`` (running, paused...) is left alone: it is worker-wide, and
+  pausing a worker for one executor would stop its other tasks too.
+* **Close.** The pool is shut down when the worker closes or the plugin is
+  removed (``teardown``): queued tasks are cancelled, running ones are told to
+  cancel and their children killed past ``close_timeout``; the wait happens in
+  a thread, not on the worker's event loop.
 
 ``distributed`` is imported only by this module; the rest of ``runtime``
 does not need it.
@@ -28,57 +58,128 @@ does not need it.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
-from collections.abc import Callable
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from distributed import WorkerPlugin
 
-__all__ = ["WayoutPlugin"]
+from fsm.config import PoolConfig
+from fsm.errors import ConfigError
+from runtime.child import _JobCancelled
+from runtime.executor import Executor
+
+__all__ = ["DaskWorkerExecutor", "WayoutPlugin"]
+
+log = logging.getLogger("wayout")
+
+#: How long a heartbeat waits for the pool to say whether it is available.
+STATUS_TIMEOUT = 1.0
+
+
+def _run_dask_task(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """In the child: run Dask's task runner; a cancellation it swallowed is raised again."""
+    message = fn(*args, **kwargs)
+    if isinstance(message, dict) and message.get("op") == "task-erred":
+        error = message.get("actual_exception")
+        if isinstance(error, _JobCancelled):
+            raise error
+    return message
+
+
+class DaskWorkerExecutor(Executor):
+    """``runtime.Executor`` for a Dask worker: each job runs through ``_run_dask_task``."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        return super().submit(_run_dask_task, fn, *args, **kwargs)
 
 
 def _default_factory(max_workers: int, settings: dict[str, Any]) -> cf.Executor:
-    from runtime.executor import Executor  # the library's, imported when a worker starts
-
-    return Executor(max_workers=max_workers, **settings)
+    return DaskWorkerExecutor(max_workers=max_workers, **settings)
 
 
-class WayoutPlugin(WorkerPlugin):  # type: ignore[misc]
+class WayoutPlugin(WorkerPlugin):
     """Give each Dask worker an executor of ``max_workers`` supervised children under ``name``.
 
     Every other keyword is a ``PoolConfig`` field of that pool (``job_timeout``,
-    ``memory_limit_mb``, ``spawn_timeout``...). ``executor_factory(max_workers,
-    settings)`` builds the executor instead of ``runtime.Executor`` (the tests
-    put a ``ProcessPoolExecutor`` there to compare).
+    ``memory_limit_mb``, ``spawn_timeout``...); they are checked here, in the
+    client, before any worker sees them. ``preload`` names modules the
+    forkserver imports once, so that children start with them (default:
+    ``distributed``, which runs every task; add your tasks' heavy imports).
+    ``executor_factory(max_workers, settings)`` builds the executor instead
+    of wayout's (the tests and ``wayout demo --dask`` put a
+    ``ProcessPoolExecutor`` there to compare).
     """
 
     def __init__(self, name: str = "wayout", max_workers: int = 1, *,
+                 preload: Iterable[str] = ("distributed",),
                  executor_factory: Callable[[int, dict[str, Any]], cf.Executor] | None = None,
                  **settings: Any) -> None:
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"WayoutPlugin: max_workers must be an int >= 1, not {max_workers!r}")
+        if executor_factory is None:
+            try:
+                dataclasses.replace(PoolConfig(), max_children=max_workers,
+                                    num_idle=max_workers, **settings)
+            except TypeError as exc:  # an unknown keyword
+                raise ConfigError(f"WayoutPlugin: {exc}; the settings are PoolConfig's "
+                                  "fields") from exc
         self.name = name
         self.idempotent = False
         self.max_workers = max_workers
+        self.preload = tuple(preload)
         self.settings = dict(settings)
-        self.executor_factory = executor_factory or _default_factory
+        self.executor_factory = executor_factory
 
     def setup(self, worker: Any) -> None:
-        executor = self.executor_factory(self.max_workers, dict(self.settings))
+        if self.executor_factory is None:
+            _allow_children()
+            _add_forkserver_preload(self.preload)
+            executor = _default_factory(self.max_workers, dict(self.settings))
+        else:
+            executor = self.executor_factory(self.max_workers, dict(self.settings))
         worker.executors[self.name] = executor
         worker.metrics[f"{self.name}.available"] = (
             lambda _worker, executor=executor: _available(executor))
 
-    def teardown(self, worker: Any) -> None:
+    async def teardown(self, worker: Any) -> None:
         worker.metrics.pop(f"{self.name}.available", None)
         executor = worker.executors.pop(self.name, None)
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+
+def _allow_children() -> None:
+    """Clear the daemon flag of this (worker) process: see the module's doc for why it is safe."""
+    process = multiprocessing.current_process()
+    if process.daemon:
+        log.info("wayout: Dask worker %s is daemonic; cleared, so that it can start wayout's "
+                 "children (they die with it: PR_SET_PDEATHSIG)", process.name)
+        process.daemon = False  # allowed: its _popen, the parent's handle, is not ours
+
+
+def _add_forkserver_preload(modules: tuple[str, ...]) -> None:
+    server = multiprocessing.forkserver._forkserver
+    current = list(getattr(server, "_preload_modules", ["__main__"]))
+    missing = [m for m in modules if m not in current]
+    if not missing:
+        return
+    if getattr(server, "_forkserver_pid", None) is not None:
+        log.warning("wayout: the forkserver runs already; %s not preloaded (each child "
+                    "imports them on its first task)", ", ".join(missing))
+    multiprocessing.forkserver.set_forkserver_preload([*current, *missing])
 
 
 def _available(executor: cf.Executor) -> bool | None:
     """Whether the pool can take a job now; None for an executor that cannot say."""
-    status = getattr(executor, "status", None)
-    if status is None:
+    if not isinstance(executor, Executor):
         return None
-    return bool(status().available)
+    try:
+        return executor.status(timeout=STATUS_TIMEOUT).available
+    except TimeoutError:
+        return False

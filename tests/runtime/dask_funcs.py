@@ -1,49 +1,45 @@
-"""Tasks the Dask tests run on the workers' executors (importable by name there)."""
+"""Tasks the Dask tests run on the workers' executors (importable by name there).
+
+The tasks are the demo's (``wayout demo --dask`` runs the same comparison);
+the helpers below run on the workers themselves, by ``client.run``.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import ctypes
 import os
-import time
-from pathlib import Path
 from typing import Any
 
+from runtime.tools.demo.dask_tasks import (
+    add,
+    exit_now,
+    grow,
+    hang,
+    ppe_factory,
+    segfault,
+    segfault_once,
+)
 
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def segfault() -> None:
-    ctypes.string_at(0)
-
-
-def exit_now(code: int = 3) -> None:
-    os._exit(code)
-
-
-def hang(seconds: float) -> float:
-    time.sleep(seconds)
-    return seconds
+__all__ = ["add", "after_teardown", "exit_now", "grow", "hang", "pool_available", "pool_pids",
+           "ppe_factory", "segfault", "segfault_once"]
 
 
-def grow(mb: int, hold: float) -> int:
-    block = bytearray(mb * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    time.sleep(hold)
-    return len(block)
+def pool_pids(name: str, dask_worker: Any) -> list[int]:
+    """The pids of the children of the worker's pool ``name``."""
+    return sorted(dask_worker.executors[name].status().pids.values())
 
 
-def segfault_once(token_dir: str, value: int) -> int:
-    """Segfault on the first try (no token yet); return ``value`` on the next."""
-    token = Path(token_dir) / "tried"
-    if not token.exists():
-        token.touch()
-        segfault()
-    return value
+def pool_available(name: str, dask_worker: Any) -> Any:
+    """What the worker's heartbeat would report for pool ``name``."""
+    return dask_worker.metrics[f"{name}.available"](dask_worker)
 
 
-def ppe_factory(max_workers: int, settings: dict[str, Any]) -> cf.Executor:
-    """A ProcessPoolExecutor in the plugin's place, to compare (it takes no wayout settings)."""
-    return cf.ProcessPoolExecutor(max_workers=max_workers)
+def after_teardown(name: str, pids: list[int], dask_worker: Any) -> tuple[bool, bool, list[int]]:
+    """Whether the worker still has the executor, its metric, and which ``pids`` still exist."""
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        alive.append(pid)
+    return (name in dask_worker.executors, f"{name}.available" in dask_worker.metrics, alive)

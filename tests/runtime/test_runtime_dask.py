@@ -1,15 +1,18 @@
 """wayout as the process executor of Dask workers, on a real LocalCluster.
 
-One cluster per module (a scheduler and two worker processes on loopback).
-Each test registers its own plugin under a fresh executor name, so a pool one
-test breaks is not the next test's. The same crashes go to wayout's executor
-and to a ProcessPoolExecutor in the same plugin, side by side.
+One cluster per module (a scheduler and two worker processes on loopback,
+with Dask's default settings: its workers are daemonic). Each test registers
+its own plugin under a fresh executor name, so a pool one test breaks is not
+the next test's. The same crashes go to wayout's executor and to a
+ProcessPoolExecutor in the same plugin, side by side.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -19,19 +22,18 @@ import dask_funcs
 import distributed
 import pytest
 
+from fsm.errors import ConfigError
 from runtime.dask import WayoutPlugin
+from runtime.errors import ChildDied, JobTimeout
 
 _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    # A worker process that starts processes of its own must not be daemonic
-    # (multiprocessing refuses daemons children): Dask's own setting for it.
-    with dask.config.set({"distributed.worker.daemon": False}), \
-            distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
-                                     host="127.0.0.1", dashboard_address=None,
-                                     memory_limit=0) as cluster, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  memory_limit=0) as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
@@ -51,6 +53,14 @@ def _outcome(future: Any) -> Any:
         return exc
 
 
+def _eventually(read: Callable[[], Any], expected: Any, timeout: float = 30.0) -> None:
+    """Poll ``read`` until it returns ``expected`` (a state reached asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != expected:
+        assert time.monotonic() < deadline, f"still {value!r}, not {expected!r}, after {timeout}s"
+        time.sleep(0.05)
+
+
 def test_a_segfault_breaks_the_process_pool_executor_for_every_later_task(client: Any) -> None:
     name, workers = _register(client, executor_factory=dask_funcs.ppe_factory)
     with dask.annotate(executor=name):
@@ -66,32 +76,42 @@ def test_a_segfault_breaks_the_process_pool_executor_for_every_later_task(client
     assert [f.result(timeout=60) for f in other] == [1, 2, 3, 4]
 
 
-def test_the_plugin_refuses_a_bad_worker_count() -> None:
+def test_the_plugin_refuses_bad_settings_in_the_client() -> None:
     with pytest.raises(ValueError, match="max_workers"):
         WayoutPlugin(max_workers=0)
+    with pytest.raises(ConfigError, match="memory_limit"):
+        WayoutPlugin(memory_limit_mb=-1)
+    with pytest.raises(ConfigError, match="PoolConfig's fields"):
+        WayoutPlugin(no_such_setting=1)
 
 
-# Measured at about 125 s on the loaded 2-core machine (why so long is not known yet:
-# see the report of branch dask17); bounded above the default 120 s timeout.
-@pytest.mark.timeout(240)
 def test_wayout_fails_only_the_crashed_tasks_and_every_other_task_completes(client: Any) -> None:
-    name, workers = _register(client, max_workers=2, job_timeout=3.0, memory_limit_mb=150,
+    # Short tasks go in among the crashes, on the same workers, so that some
+    # land on the children that replace the crashed ones: each runs within the
+    # short job_timeout (those fresh children were forked with distributed
+    # imported: the plugin's preload).
+    name, workers = _register(client, max_workers=2, job_timeout=2.5, memory_limit_mb=150,
                               ping_interval=0.2)
     crashes = [(dask_funcs.segfault, ()), (dask_funcs.exit_now, (3,)),
-               (dask_funcs.hang, (20.0,)), (dask_funcs.grow, (300, 2.0))]
+               (dask_funcs.hang, (30.0,)), (dask_funcs.grow, (250, 10.0))]
     with dask.annotate(executor=name):
-        failed = [client.submit(fn, *args, workers=w, pure=False)
-                  for w in workers for fn, args in crashes]
+        failed, adds = [], []
+        for w in workers:
+            for fn, args in crashes:
+                failed.append(client.submit(fn, *args, workers=w, pure=False))
+                adds.append(client.submit(dask_funcs.add, len(adds), 1, workers=w, pure=False))
     outcomes = [_outcome(f) for f in failed]
+    assert [f.result(timeout=60) for f in adds] == list(range(1, 9))
+    for segfault, exit_now, hang, grow in zip(*[iter(outcomes)] * 4, strict=True):
+        assert isinstance(segfault, ChildDied) and "SIGSEGV" in str(segfault), segfault
+        assert isinstance(exit_now, ChildDied) and "exited with code 3" in str(exit_now), exit_now
+        assert isinstance(hang, JobTimeout), hang
+        assert isinstance(grow, ChildDied) and "memory_limit_mb=150" in str(grow), grow
+    # Later tasks on the same pools, after every crash.
     with dask.annotate(executor=name):
         later = [client.submit(dask_funcs.add, i, 1, workers=workers[i % 2], pure=False)
                  for i in range(8)]
-    assert all(isinstance(o, Exception) for o in outcomes), outcomes
-    assert not any(isinstance(o, BrokenProcessPool) and "terminated abruptly" in str(o)
-                   for o in outcomes), outcomes
     assert [f.result(timeout=60) for f in later] == list(range(1, 9))
-    metrics = client.scheduler_info()["workers"]
-    assert all(isinstance(m["metrics"].get(f"{name}.available"), bool) for m in metrics.values())
 
 
 def test_wayout_lets_dask_retries_run_a_crashed_task_again(client: Any, tmp_path: Path) -> None:
@@ -101,3 +121,35 @@ def test_wayout_lets_dask_retries_run_a_crashed_task_again(client: Any, tmp_path
                               pure=False)
     assert again.result(timeout=60) == 42
     assert (tmp_path / "tried").exists()
+
+
+def test_the_worker_reports_whether_its_pool_can_take_a_task(client: Any) -> None:
+    name, workers = _register(client, max_workers=1, job_timeout=2.0)
+    available = functools.partial(dask_funcs.pool_available, name)
+
+    def on_first() -> Any:
+        return client.run(available, workers=[workers[0]])[workers[0]]
+
+    _eventually(on_first, True)  # its one child is ready
+    with dask.annotate(executor=name):
+        hang = client.submit(dask_funcs.hang, 30.0, workers=workers[0], pure=False)
+    _eventually(on_first, False)  # its one child is busy
+    assert isinstance(_outcome(hang), JobTimeout)
+    _eventually(on_first, True)  # replaced
+    # The same value goes to the scheduler with each heartbeat.
+    _eventually(lambda: client.scheduler_info()["workers"][workers[0]]["metrics"].get(
+        f"{name}.available"), True)
+
+
+def test_the_pool_is_closed_with_its_plugin_and_every_child_reaped(client: Any) -> None:
+    # Worker.close tears its plugins down the same way (Worker.plugin_remove).
+    name, _ = _register(client, max_workers=2)
+    pids_of = functools.partial(dask_funcs.pool_pids, name)
+    _eventually(lambda: [len(p) for p in client.run(pids_of).values()], [2, 2])  # started
+    pids = client.run(pids_of)
+    client.unregister_worker_plugin(name)
+    for worker, left in pids.items():
+        state = client.run(functools.partial(dask_funcs.after_teardown, name, left),
+                           workers=[worker])[worker]
+        assert state == (False, False, []), state
+
