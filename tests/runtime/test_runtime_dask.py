@@ -153,3 +153,13 @@ def test_the_pool_is_closed_with_its_plugin_and_every_child_reaped(client: Any) 
                            workers=[worker])[worker]
         assert state == (False, False, []), state
 
+
+def test_the_demo_comparison_shows_ppe_broken_and_wayout_going_on(client: Any) -> None:
+    from runtime.tools.demo import dask_compare
+
+    result = dask_compare.compare(client, later=5)
+    ppe, wayout = result.by_executor("ProcessPoolExecutor"), result.by_executor("wayout")
+    assert dict(ppe.later_errors) == {"BrokenProcessPool": 10}, ppe
+    assert wayout.later_right == 10 and not wayout.later_errors, wayout
+    failed = [text for text, held in dask_compare.expectations(result) if not held]
+    assert not failed, (failed, result)

@@ -8,7 +8,8 @@ expectation held (a zoo design not caught, a job lost, a leak: 1).
 
 Output: a live dashboard on a terminal; plain lines with ``--no-live`` or
 when stdout is not a terminal (CI logs, pipes). ``--quick`` shrinks the
-model-check bounds and the scene timings, for tests.
+model-check bounds and the scene timings, for tests. ``--dask`` runs the
+Dask comparison instead (``runtime.tools.demo.dask_compare``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="where the diagrams and counterexamples go (default: "
                              f"{diagrams.default_dir()})")
+    parser.add_argument("--dask", action="store_true",
+                        help="instead of the tour: ProcessPoolExecutor and wayout as the "
+                             "executor of Dask workers on a LocalCluster, under the same "
+                             "crashes (needs the extra wayout[dask])")
     parser.set_defaults(func=run)
 
 
@@ -89,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=PLAIN_WIDTH)
+    if getattr(args, "dask", False):
+        from runtime.tools.demo import dask_compare
+
+        return dask_compare.main(console)
     demo = Demo(args, console, live, Report())
     intro(demo)
     with quiet_pool_logs(keep=None):
