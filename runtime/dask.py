@@ -28,12 +28,14 @@ What the plugin does on each worker, and why:
   flag when it sets up a wayout pool; nothing else about the worker changes
   (its nanny still treats it as it did). A custom ``executor_factory`` is
   left to decide for itself.
-* **Fresh children start warm.** Every task runs inside Dask's task runner,
-  which lives in ``distributed``; a child that imported it only on its first
-  task would spend that import (about 2 s on a loaded machine) inside the
-  task's ``job_timeout``. The plugin adds ``preload`` (default
-  ``distributed``) to the forkserver's preload, so the forkserver imports it
-  once and every child, replacements included, is forked with it.
+* **Fresh children start warm.** Every task runs inside Dask's task runner
+  (``distributed``) and this module's ``_run_dask_task`` (which imports
+  ``runtime.executor``, ``fsm``...); a child that imported them only on its
+  first task would spend that import (1 to 2 s on a loaded machine) inside
+  the task's ``job_timeout``. The plugin adds this module, and ``preload``
+  (your tasks' heavy imports), to the forkserver's preload, so the forkserver
+  imports them once and every child, replacements included, is forked with
+  them.
 * **A timed-out task fails with ``JobTimeout``.** Dask's task runner catches
   every ``BaseException`` of the task, wayout's cancellation too, and returns
   it as a result; the plugin raises it again in the child, so the child
@@ -109,15 +111,15 @@ class WayoutPlugin(WorkerPlugin):
     Every other keyword is a ``PoolConfig`` field of that pool (``job_timeout``,
     ``memory_limit_mb``, ``spawn_timeout``...); they are checked here, in the
     client, before any worker sees them. ``preload`` names modules the
-    forkserver imports once, so that children start with them (default:
-    ``distributed``, which runs every task; add your tasks' heavy imports).
+    forkserver imports once, so that children start with them (your tasks'
+    heavy imports; ``runtime.dask`` and so ``distributed`` always are).
     ``executor_factory(max_workers, settings)`` builds the executor instead
     of wayout's (the tests and ``wayout demo --dask`` put a
     ``ProcessPoolExecutor`` there to compare).
     """
 
     def __init__(self, name: str = "wayout", max_workers: int = 1, *,
-                 preload: Iterable[str] = ("distributed",),
+                 preload: Iterable[str] = (),
                  executor_factory: Callable[[int, dict[str, Any]], cf.Executor] | None = None,
                  **settings: Any) -> None:
         if not isinstance(max_workers, int) or max_workers < 1:
@@ -139,7 +141,7 @@ class WayoutPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         if self.executor_factory is None:
             _allow_children()
-            _add_forkserver_preload(self.preload)
+            _add_forkserver_preload((__name__, *self.preload))
             executor = _default_factory(self.max_workers, dict(self.settings))
         else:
             executor = self.executor_factory(self.max_workers, dict(self.settings))

@@ -20,7 +20,7 @@ from runtime.tools.demo.dask_tasks import (
 )
 
 __all__ = ["add", "after_teardown", "exit_now", "grow", "hang", "pool_available", "pool_pids",
-           "ppe_factory", "segfault", "segfault_once"]
+           "ppe_factory", "scheduler_metric", "segfault", "segfault_once"]
 
 
 def pool_pids(name: str, dask_worker: Any) -> list[int]:
@@ -31,6 +31,11 @@ def pool_pids(name: str, dask_worker: Any) -> list[int]:
 def pool_available(name: str, dask_worker: Any) -> Any:
     """What the worker's heartbeat would report for pool ``name``."""
     return dask_worker.metrics[f"{name}.available"](dask_worker)
+
+
+def scheduler_metric(address: str, key: str, dask_scheduler: Any) -> Any:
+    """Run on the scheduler: the metric ``key`` of worker ``address``, from its last heartbeat."""
+    return dask_scheduler.workers[address].metrics.get(key)
 
 
 def after_teardown(name: str, pids: list[int], dask_worker: Any) -> tuple[bool, bool, list[int]]:

@@ -41,7 +41,7 @@ def client() -> Iterator[Any]:
 def _register(client: Any, **kwargs: Any) -> tuple[str, list[str]]:
     name = f"pool{next(_names)}"
     client.register_plugin(WayoutPlugin(name=name, **kwargs))
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(client.nthreads())
     assert len(workers) == 2
     return name, workers
 
@@ -137,8 +137,8 @@ def test_the_worker_reports_whether_its_pool_can_take_a_task(client: Any) -> Non
     assert isinstance(_outcome(hang), JobTimeout)
     _eventually(on_first, True)  # replaced
     # The same value goes to the scheduler with each heartbeat.
-    _eventually(lambda: client.scheduler_info()["workers"][workers[0]]["metrics"].get(
-        f"{name}.available"), True)
+    metric = functools.partial(dask_funcs.scheduler_metric, workers[0], f"{name}.available")
+    _eventually(lambda: client.run_on_scheduler(metric), True)
 
 
 def test_the_pool_is_closed_with_its_plugin_and_every_child_reaped(client: Any) -> None:

@@ -128,7 +128,7 @@ def compare(client: Any, *, later: int = 20) -> Comparison:
     import dask
 
     started = time.monotonic()
-    workers = sorted(client.scheduler_info()["workers"])
+    workers = sorted(client.nthreads())
     sides = [_side(client, workers, "ProcessPoolExecutor", later,
                    executor_factory=tasks.ppe_factory),
              _side(client, workers, "wayout", later, **WAYOUT_SETTINGS)]
