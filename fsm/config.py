@@ -60,6 +60,11 @@ class PoolConfig:
     # --- pool lifecycle deadlines (seconds) --------------------------------
     start_timeout: float = 30.0
     drain_timeout: float = 60.0
+    #: how much later than its next deadline the core may be driven before it
+    #: counts the delay as its own stall (event loop blocked, process stopped)
+    #: and renews the deadlines that wait on children instead of judging them.
+    #: None: ``min(1.0, (ping_timeout - ping_interval) / 2)`` (see ``stall_threshold``)
+    stall_grace: float | None = None
     # --- restart intensity (Erlang/OTP style) -------------------------------
     max_restarts: int = 5
     restart_window: float = 10.0
@@ -107,6 +112,15 @@ class PoolConfig:
                 f"PoolConfig.ping_timeout={self.ping_timeout!r} must exceed ping_interval="
                 f"{self.ping_interval!r}, or every healthy child would be killed"
             )
+        if self.stall_grace is not None:
+            self._check_duration("stall_grace", self.stall_grace)
+            slack = self.ping_timeout - self.ping_interval
+            if self.stall_grace >= slack:
+                raise ConfigError(
+                    f"PoolConfig.stall_grace={self.stall_grace!r} must be below ping_timeout - "
+                    f"ping_interval={slack:g}: a stall longer than that but within the grace "
+                    "would pass healthy children's ping deadlines and blame them"
+                )
         if self.backoff_max < self.backoff_initial:
             raise ConfigError(
                 f"PoolConfig.backoff_max={self.backoff_max!r} is below backoff_initial="
@@ -147,6 +161,20 @@ class PoolConfig:
     def shutdown_timeout(self) -> float:
         """The bound on closing: a graceful stop, then a kill, then the kill's own timeout."""
         return self.close_timeout + self.kill_timeout
+
+    @property
+    def stall_threshold(self) -> float:
+        """How late past its next deadline the core may be driven before it is a stall.
+
+        ``stall_grace`` if set; otherwise half the ping slack (``ping_timeout -
+        ping_interval``, the time a healthy child's ping deadline stays ahead of
+        the next heartbeat), at most 1 s: well above an event loop's ordinary
+        latency, and below the lateness at which a healthy child's ping
+        deadline could pass unnoticed.
+        """
+        if self.stall_grace is not None:
+            return float(self.stall_grace)
+        return min(1.0, (self.ping_timeout - self.ping_interval) / 2)
 
     def duration(self, setting: str) -> float:
         """The value of a duration setting named by a lifecycle spec."""

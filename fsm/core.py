@@ -31,7 +31,7 @@ from fsm import events as ev
 from fsm.codec import ChildRecord, JobRecord, PoolRecord
 from fsm.config import PoolConfig, job_timeout
 from fsm.errors import WayoutError
-from fsm.lifecycles import CHILD, JOB, POOL
+from fsm.lifecycles import CHILD, JOB, POOL, STALLED
 from fsm.machine import Lifecycle, lifecycle
 
 # The records are fsm.codec's (declared there with their codec roles);
@@ -68,6 +68,11 @@ _CLOSABLE = POOL.sources("close")
 _KEEPS_WARM = POOL.sources("back_off")
 # Job states whose child's end before an ack means the job never started.
 _UNSTARTED = JOB.sources("requeue")
+# The states whose deadline waits on a child, which a stall of the parent
+# renews instead of letting it judge (fsm.lifecycles.STALLED says why).
+_CHILD_RENEWED = CHILD.sources(STALLED)
+_JOB_RENEWED = JOB.sources(STALLED)
+_POOL_RENEWED = POOL.sources(STALLED)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,16 @@ class SupervisorCore:
 
     def handle(self, event: ev.Event) -> list[ev.Command]:
         """Apply ``event`` and return the commands the runtime must perform, in order."""
+        last = self.now
+        stalled_since = None
+        if event.now - last > self.config.stall_threshold:
+            # Driven late? The runtime promised to drive the core by its next
+            # deadline (or sooner, with an event): time beyond that is time in
+            # which the parent did not listen.
+            deadline = self.next_deadline()
+            if deadline is not None and event.now - max(deadline, last) > (
+                    self.config.stall_threshold):
+                stalled_since = max(deadline, last)
         if event.now > self.now:
             self.now = event.now
         out: list[ev.Command] = []
@@ -136,6 +151,8 @@ class SupervisorCore:
         method = _HANDLERS.get(type(event))
         if method is None:
             raise WayoutError(f"the supervisor core does not know the event {event!r}")
+        if stalled_since is not None:
+            self._parent_stalled(last, stalled_since)
         method(self, event)
         self._reconcile()
         self._out = []
@@ -521,6 +538,44 @@ class SupervisorCore:
             for child in self.children.values():  # unreachable by construction; say so if not
                 self._log("error", f"child {child.ident} still {child.state} at shutdown",
                           child.ident)
+
+    def _parent_stalled(self, last: float, late_since: float) -> None:
+        """The core was driven long after its next deadline: the parent stalled.
+
+        Between ``late_since`` (its next deadline, or its last drive if later)
+        and now nobody read the children's messages, so a deadline that waits
+        on a child and passed meanwhile proves nothing about the child: its
+        hello, ack, pong or exit may sit unread in a socket. Each such
+        deadline (the states that take ``STALLED``) is renewed with its full
+        timeout from now, whether it passed or not, and the ready and busy
+        children are pinged again (a re-probe): a child is blamed only for
+        silence while the parent listens. The user's bounds on wall time
+        (queue_timeout, job_timeout, drain_timeout) and the pool's own timers
+        are not renewed: they fire as usual, after this.
+        """
+        renewed = 0
+        for child in self.children.values():
+            if child.state in _CHILD_RENEWED:
+                self._fire(child, STALLED)
+                renewed += 1
+        for job in self.jobs.values():
+            if job.state in _JOB_RENEWED:
+                self._fire(job, STALLED)
+        if self.pool.state in _POOL_RENEWED:
+            self._fire(self.pool, STALLED)
+        pinged = sum(1 for c in self.children.values() if c.state in _PINGED)
+        self._log("warning", (
+            f"the supervisor stalled: it was not driven for {self.now - last:.1f}s, "
+            f"{self.now - late_since:.1f}s past its next deadline "
+            f"(stall_grace={self.config.stall_threshold:g}s; its event loop was blocked or its "
+            f"process stopped); renewing the deadlines of {renewed} children and pinging the "
+            f"{pinged} ready or busy again, instead of blaming them"))
+        if self.heartbeat_at is not None:
+            self._heartbeat()  # pings every ready and busy child, now
+        else:
+            for child in self.children.values():
+                if child.state in _PINGED:
+                    self._out.append(ev.SendPing(child.ident))
 
     def _heartbeat(self) -> None:
         cfg = self.config

@@ -14,6 +14,23 @@ from __future__ import annotations
 
 from fsm.spec import LifecycleSpec, State, Transition
 
+#: The event of the parent's own stall (``SupervisorCore`` was driven more than
+#: ``PoolConfig.stall_grace`` after its next deadline: its event loop was
+#: blocked or its process stopped). A state takes it when its deadline waits
+#: for the other side (a child's message, its exit, its reap): such a deadline
+#: that passed while the parent was not listening proves nothing about the
+#: child, so the stall renews it (a self-loop: the state's full timeout again,
+#: counted from the end of the stall) instead of letting it judge. A deadline
+#: that is the user's bound on wall time (queue_timeout, job_timeout,
+#: drain_timeout) or the pool's own policy (start, back-off, the running tick)
+#: takes no stall: it fires as usual.
+STALLED = "stalled"
+
+
+def _renewed_by_a_stall(*states: str) -> list[Transition]:
+    """The self-loops that renew ``states``' deadlines after a stall of the parent."""
+    return [Transition(STALLED, state, state) for state in states]
+
 # ----------------------------------------------------------------------------
 # Child: one OS process.
 # ----------------------------------------------------------------------------
@@ -64,6 +81,11 @@ CHILD = LifecycleSpec(
         Transition("kill", ("spawned", "warming", "ready", "busy", "stopping"), "failed"),
         # The process was reaped. From any live state: a child may die at any time.
         Transition("exit", CHILD_LIVE, "killed"),
+        # The parent stalled: every live child's deadline waits on the child
+        # (hello, ready, a pong, its exit, its reap), and its answer may sit
+        # unread in the parent's socket. Ready and busy children are pinged
+        # again (fsm.core: a re-probe).
+        *_renewed_by_a_stall(*CHILD_LIVE),
     ],
 )
 
@@ -114,6 +136,10 @@ JOB = LifecycleSpec(
         # The pool is closing: settle whatever is not final yet.
         Transition("abort", ("queued", "dispatched", "unacked", "running"), "failed"),
         Transition("abort", "cancelling", "cancelled"),
+        # The parent stalled: these wait on the child (its ack, the end of its
+        # stream, its cancel ack), which may sit unread. queued and running
+        # are the user's bounds on wall time and take no stall.
+        *_renewed_by_a_stall("dispatched", "unacked", "cancelling"),
     ],
 )
 
@@ -149,6 +175,10 @@ POOL = LifecycleSpec(
         Transition("drained", "draining", "closing"),
         Transition("close", ("starting", "running", "backing_off", "draining"), "closing"),
         Transition("closed", "closing", "closed"),
+        # The parent stalled: closing's deadline backs up its children's
+        # (stop, then kill), which a stall renews; it must not end first, or
+        # the pool would close with live children.
+        *_renewed_by_a_stall("closing"),
     ],
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fsm import events as ev
+from fsm.config import PoolConfig
 from fsm.errors import ChildDied, JobCancelled, JobFailed, JobTimeout, NoCapacity
 
 from .script import ANY, Has, Script, cfg, settle, state, view
@@ -10,9 +11,9 @@ from .script import ANY, Has, Script, cfg, settle, state, view
 TWO = cfg(max_children=2)
 
 
-def two_ready() -> Script:
+def two_ready(config: PoolConfig = TWO) -> Script:
     """Two ready children (0 and 1); the pool keeps one idle, so it spawns nothing more."""
-    s = Script(TWO)
+    s = Script(config)
     s.warm(0, 0.1)
     s(ev.Submit(0.1, 100))  # dispatched to 0; a second child is spawned for num_idle
     s.warm(1, 0.1)
@@ -105,7 +106,9 @@ def test_an_ack_that_comes_after_the_ack_timeout_means_the_job_started_it_never_
 
 
 def test_a_requeued_job_whose_queue_budget_is_spent_fails_at_once() -> None:
-    s = two_ready()
+    # A kill_timeout long enough that the reap at 21.5 s is no stall of the
+    # parent (the core was driven before each of its deadlines).
+    s = two_ready(cfg(max_children=2, kill_timeout=30.0))
     s(ev.Submit(1.0, 1))
     s.at_deadline()  # 6.0: ack timeout, child 0 killed
     # Reaped after the job's queue budget (20 s from submission) ran out: it
