@@ -13,7 +13,7 @@ from typing import Any
 
 from fsm.errors import WayoutError
 from models.design import Design
-from models.wayout import WayoutDesign, WayoutServing
+from models.wayout import WayoutDesign, WayoutServing, WayoutStalls
 from models.zoo.z1_agents_js_1748 import AgentsJs1748, AgentsJs1768
 from models.zoo.z2_agents_js_sigterm import AgentsJsSigterm
 from models.zoo.z3_dead_idle_process import DeadIdleProcess, DeadIdleProcessPy
@@ -57,10 +57,15 @@ class ModelEntry:
         return self.build()
 
 
-def _wayout(cls: type[WayoutDesign]) -> Callable[[Bounds], Design[Any]]:
+#: The stalling parent's default jobs: a stall about triples the states, and one
+#: job keeps `wayout check`'s wall time (2 children, 2 jobs: 93,878 states, 135 s loaded).
+STALL_JOBS = 1
+
+
+def _wayout(cls: type[WayoutDesign], jobs: int = DEFAULT_JOBS) -> Callable[[Bounds], Design[Any]]:
     return lambda b: cls(
         children=DEFAULT_CHILDREN if b.children is None else b.children,
-        jobs=DEFAULT_JOBS if b.jobs is None else b.jobs,
+        jobs=jobs if b.jobs is None else b.jobs,
         restarts=DEFAULT_RESTARTS if b.restarts is None else b.restarts,
     )
 
@@ -89,6 +94,8 @@ def _jobs(cls: Callable[..., Design[Any]], default: int = 1) -> Callable[[Bounds
 MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("wayout", "", _wayout(WayoutDesign), ("children", "jobs", "restarts")),
     ModelEntry("wayout-serving", "", _wayout(WayoutServing), ("children", "jobs", "restarts")),
+    ModelEntry("wayout-stalls", "", _wayout(WayoutStalls, STALL_JOBS),
+               ("children", "jobs", "restarts")),
     ModelEntry("wayout-orderings", "", _orderings(WayoutDesign, "wayout-orderings")),
     ModelEntry("wayout-serving-orderings", "",
                _orderings(WayoutServing, "wayout-serving-orderings")),

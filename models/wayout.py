@@ -13,6 +13,9 @@ event the world could produce next:
 * a spawn is answered with the process (``Spawned``) or with its failure
   (``ChildExited(code=None)``);
 * time may jump to the earliest armed deadline (``DeadlineReached``);
+* the parent may stall (``stalls=True``, once per path): time jumps past
+  every armed deadline without the core being driven in between (its event
+  loop was blocked, or its process stopped), and the core is then driven late;
 * the user may submit (job ids 0..jobs-1), cancel, drain and close.
 
 The core's commands are the world's obligations: ``SendInit`` makes a child
@@ -65,6 +68,12 @@ _ON_A_CHILD = frozenset({"dispatched", "unacked", "running"})
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""
 _NO_CHANGES: Mapping[int, float] = MappingProxyType({})
+#: A stall's judgement, in the world's own words: job states whose deadline
+#: waits on the child (its ack, the end of its stream, its cancel ack), and
+#: the kill causes that are a deadline's verdict on a child.
+_WAITS_ON_ITS_CHILD = frozenset({"dispatched", "unacked", "cancelling"})
+_DEADLINE_KILLS = frozenset({"spawn_timeout", "initialize_timeout", "ping_timeout",
+                             "close_timeout", "ack_timeout", "cancel"})
 #: Pool states that serve jobs and keep children warm: the goals' own words.
 _KEEPS_SERVING = frozenset({"running", "backing_off"})
 #: Pool states that keep num_idle children warm and back off past the restart
@@ -185,6 +194,10 @@ class World(NamedTuple):
     #: and the back-offs since a child last became ready (capped where the
     #: delay stops growing): restart intensity in the world's own count.
     backoffs: int = 0
+    #: The parent has stalled once on this path (``stalls=True``). At most once:
+    #: a parent that stalls forever keeps every job's queue budget (counted from
+    #: its submission) growing, and the state space with it.
+    stalled: bool = False
 
 
 class WayoutDesign(Design[World]):
@@ -212,6 +225,7 @@ class WayoutDesign(Design[World]):
         compiled: bool = True,
         bad_messages: bool = False,
         memory: bool = False,
+        stalls: bool = False,
     ) -> None:
         self.config = config if config is not None else model_config(children, idle, restarts)
         cfg = self.config
@@ -230,11 +244,22 @@ class WayoutDesign(Design[World]):
         # for the pool's books; the tests turn them on with small bounds.
         self.bad_messages = bad_messages
         self.memory = memory
+        # The parent's own stall (issue 15): from any state with a deadline, time
+        # may jump past every deadline before the core is driven again. Off by
+        # default: it about triples the states (WayoutStalls turns it on, at
+        # smaller bounds).
+        self.stalls = stalls
+        self.stall_threshold = cfg.stall_threshold
         if memory and cfg.memory_limit_mb is None:
             self.config = cfg = replace(cfg, memory_limit_mb=MEMORY_LIMIT_MB)
         #: The longest any job of the model may wait for its outcome (the world
         #: submits without a per-call timeout).
         self.job_bound = job_bound(cfg)
+        #: What a stall may add to a job's wait beyond its own length: one
+        #: deadline that waits on a child, renewed in full.
+        self.stall_allowance = max(cfg.duration(setting) for setting in (
+            "spawn_timeout", "initialize_timeout", "ping_timeout", "close_timeout",
+            "kill_timeout", "ack_timeout"))
         #: The back-off count at which the delay stops growing (backoff_max).
         self._backoff_cap = 1
         while cfg.backoff_initial * 2 ** (self._backoff_cap - 1) < cfg.backoff_max:
@@ -243,7 +268,7 @@ class WayoutDesign(Design[World]):
     def parameters(self) -> str:
         c = self.config
         return (f"children={c.max_children} idle={c.num_idle} jobs={self.jobs} "
-                f"max_restarts={c.max_restarts}")
+                f"max_restarts={c.max_restarts}" + (" stalls" if self.stalls else ""))
 
     # --- states -------------------------------------------------------------
 
@@ -276,7 +301,7 @@ class WayoutDesign(Design[World]):
         if fails and fails[0] <= now - self.config.restart_window:
             fails = tuple(t for t in fails if t > now - self.config.restart_window)
         w = World(core, w.jobs, None, dead, owed, alive, killed, pinged, inited, changed,
-                  asked, greets, holds, stopped, cancels, w.told, fails, w.backoffs)
+                  asked, greets, holds, stopped, cancels, w.told, fails, w.backoffs, w.stalled)
         if self.symmetric_jobs:
             return w._replace(key=self._symmetric_key(w))
         recycle = self.config.max_jobs_per_child
@@ -292,7 +317,7 @@ class WayoutDesign(Design[World]):
                                c in asked, c in greets, c in stopped,
                                changed.get(c, now) - now) for c in children))
         ages = tuple(now - f.submitted if not f.outcome else None for f in jobs)
-        world = (w.told, tuple(t - now for t in fails), w.backoffs)
+        world = (w.told, tuple(t - now for t in fails), w.backoffs, w.stalled)
         return w._replace(key=(self._snapshot(core), jobs, ages, dead_keys, pairs, record,
                                world))
 
@@ -384,6 +409,7 @@ class WayoutDesign(Design[World]):
             w.told,
             tuple([t - now for t in w.fails]),
             w.backoffs,
+            w.stalled,
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
@@ -464,6 +490,12 @@ class WayoutDesign(Design[World]):
         deadline = core.next_deadline()
         if deadline is not None:
             out.append(ev.DeadlineReached(now=max(deadline, now)))
+            if self.stalls and not w.stalled:
+                # The parent stalls: nobody drives the core until 1 s past its
+                # latest deadline, so every deadline armed now passes unobserved.
+                # One length only (past all of them), once per path, keeps the
+                # state space finite and small.
+                out.append(ev.DeadlineReached(now=_latest_deadline(core) + 1.0))
         if len(w.jobs) < self.jobs:
             out.append(ev.Submit(now=now, job=len(w.jobs)))
         if self.cancel:
@@ -493,6 +525,19 @@ class WayoutDesign(Design[World]):
         event_type = type(event)
         if event_type is _SUBMIT:
             jobs = [*facts, JobFacts(submitted=event.now)]
+        # The parent stalled before this event: it is driven more than the stall
+        # threshold past its next deadline (the world's own test, from the core
+        # as it was before the event).
+        stalled = (self.stalls and event_type is _DEADLINE
+                   and _late_by(w.core, event.now) > self.stall_threshold)
+        if stalled:
+            # A stall adds its own length to every job's wait, and may restart the
+            # phase each job is in (a renewed deadline runs its full timeout from
+            # the stall's end): its bound grows by the stall's length plus the
+            # longest such timeout.
+            jobs = [f if f.outcome else f._replace(
+                submitted=f.submitted + (event.now - w.core.now) + self.stall_allowance)
+                for f in facts]
         dead, owed, alive, killed = w.dead, w.owed, w.alive, w.killed
         pinged, inited, changed = w.pinged, w.inited, w.changed
         asked, greets, holds, stopped, cancels = w.asked, w.greets, w.holds, w.stopped, w.cancels
@@ -546,6 +591,14 @@ class WayoutDesign(Design[World]):
             kind = type(cmd)
             if kind is _TRANSITIONED:
                 t: ev.Transitioned = cmd  # type: ignore[assignment]
+                if stalled and t.event == "timeout" and (
+                        t.kind == "child" or t.source in _WAITS_ON_ITS_CHILD):
+                    # A deadline that waits on a child passed while nobody read
+                    # the child: it proves nothing, and must not judge.
+                    broken.append(
+                        f"{t.kind} {t.ident} left {t.source} by its timeout, which passed "
+                        f"while the parent was stalled ({event.now - w.core.now:g}s not "
+                        "driven): its child may have answered unread")
                 if t.kind == "child":
                     if changes is None:
                         changes = dict(changed)
@@ -593,6 +646,9 @@ class WayoutDesign(Design[World]):
             elif kind is _KILL:
                 kill: ev.Kill = cmd  # type: ignore[assignment]
                 victim = kill.child
+                if stalled and kill.cause in _DEADLINE_KILLS:
+                    broken.append(f"child {victim} was killed for {kill.cause}, a deadline "
+                                  "that passed while the parent was stalled")
                 silent = self._blame(kill, asked_before, owed, stopped, cancels)
                 if kill.cause == "protocol" and event_type is not _BAD:
                     # The world sends only what its record allows: an answer
@@ -644,7 +700,8 @@ class WayoutDesign(Design[World]):
             changed = MappingProxyType(changes)
         world = World(core, facts if jobs is None else tuple(jobs), None, dead, owed, alive,
                       killed, pinged, inited, changed, asked, greets, holds, stopped, cancels,
-                      told, fails[-(self.config.max_restarts + 1):], backoffs)
+                      told, fails[-(self.config.max_restarts + 1):], backoffs,
+                      w.stalled or stalled)
         return Step(label, self._world(world), event_type is _DEADLINE, spawns, tuple(broken))
 
     @staticmethod
@@ -888,6 +945,21 @@ class WayoutServing(WayoutDesign):
         super().__init__(children, jobs, restarts, **kwargs)
 
 
+class WayoutStalls(WayoutDesign):
+    """The same world with a parent that may stall once: time jumps past every
+    deadline while nobody drives the core (its event loop blocked, its process
+    stopped). No child or job may be judged by a deadline that waits on a
+    child and passed during the stall; every other property still holds."""
+
+    name = "wayout-stalls"
+    title = "wayout's SupervisorCore with a parent that stalls: it must blame no child for it"
+
+    def __init__(self, children: int = 2, jobs: int = 1, restarts: int = 1,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("stalls", True)
+        super().__init__(children, jobs, restarts, **kwargs)
+
+
 #: A child's and a job's signature (fsm.codec: their own fields, as the
 #: records declare them), then what the model adds: the job a child holds,
 #: whether its process is dead, the ack it owes, the world's own record of its
@@ -915,9 +987,32 @@ def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
         return tuple(sorted(sigs, key=repr))
 
 
+def _latest_deadline(core: SupervisorCore) -> float:
+    """The last of the core's armed deadlines (its heartbeat included)."""
+    times = [core.now]
+    times += [c.deadline for c in core.children.values() if c.deadline is not None]
+    times += [j.deadline for j in core.jobs.values() if j.deadline is not None]
+    if core.pool.deadline is not None:
+        times.append(core.pool.deadline)
+    if core.heartbeat_at is not None:
+        times.append(core.heartbeat_at)
+    return max(times)
+
+
+def _late_by(core: SupervisorCore, now: float) -> float:
+    """How long past its next deadline (or last drive, if later) ``core`` is driven at ``now``."""
+    deadline = core.next_deadline()
+    if deadline is None:
+        return 0.0
+    return now - max(deadline, core.now)
+
+
 def _label(core: SupervisorCore, e: ev.Event) -> str:
     """A short description of ``e`` for traces."""
     kind = type(e).__name__
+    if isinstance(e, ev.DeadlineReached) and _late_by(core, e.now) > core.config.stall_threshold:
+        return (f"the parent stalls: nobody drives it from t={core.now:g} to t={e.now:g} "
+                f"(+{e.now - core.now:g}s), past all its deadlines")
     if isinstance(e, ev.DeadlineReached):
         return f"time passes to t={e.now:g} (+{e.now - core.now:g}s): deadlines fire"
     if isinstance(e, ev.Submit):
@@ -938,4 +1033,5 @@ def _label(core: SupervisorCore, e: ev.Event) -> str:
     return f"child {child} sends {kind}" + ("" if job is None else f" (job {job})")
 
 
-__all__ = ["JobFacts", "WayoutDesign", "WayoutServing", "World", "model_config"]
+__all__ = ["JobFacts", "WayoutDesign", "WayoutServing", "WayoutStalls", "World",
+           "model_config"]

@@ -18,7 +18,7 @@ from fsm.codec import ChildRecord, JobRecord, PoolRecord
 from fsm.core import SupervisorCore
 from models.design import NO_HOT_LOOP, SAFETY, WAY_OUT
 from models.explorer import explore
-from models.wayout import WayoutDesign, model_config
+from models.wayout import WayoutDesign, WayoutStalls, model_config
 
 
 def small(**kwargs: Any) -> WayoutDesign:
@@ -288,3 +288,55 @@ def test_events_iterate_in_a_stable_order() -> None:
         return (s.label for s in design.successors(w))
 
     assert list(labels()) == list(labels())
+
+
+# ----------------------------------------------------------------------------
+# The parent's own stall (issue 15 item 1)
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"children": 1, "idle": 1, "jobs": 1},
+    {"children": 2, "idle": 1, "jobs": 1},
+], ids=repr)
+def test_a_parent_that_stalls_blames_no_child(kwargs: dict[str, Any]) -> None:
+    plain = explore(WayoutDesign(**kwargs))
+    result = explore(WayoutStalls(**kwargs))
+    assert result.stats.complete
+    assert result.violations == (), [v.message for v in result.violations]
+    assert result.stats.states > plain.stats.states  # the stalls add states of their own
+
+
+def _ready_then_stall(design: WayoutDesign) -> Any:
+    """From the initial state: child 0 starts, warms, is ready; then the parent stalls."""
+    state = design.initial()
+    for label in ("child 0's process starts", "child 0 sends Hello", "child 0 sends Ready"):
+        state = next(s for s in design.successors(state) if s.label == label).state
+    [stall] = [s for s in design.successors(state) if s.label.startswith("the parent stalls")]
+    return stall
+
+
+def test_the_world_offers_one_stall_past_every_deadline() -> None:
+    design = WayoutStalls(children=1, idle=1, jobs=0)
+    stall = _ready_then_stall(design)
+    assert stall.label == "the parent stalls: nobody drives it from t=0 to t=3 (+3s), past all " \
+                          "its deadlines"
+    assert stall.broken == ()
+    assert stall.state.core.children[0].state == "ready"
+    # Once per path: a stalled world offers no second stall.
+    assert not [s for s in design.successors(stall.state)
+                if s.label.startswith("the parent stalls")]
+
+
+def test_catches_a_core_that_blames_children_for_its_own_stall(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stall check removed (the mutant stall-blames-children): the ready
+    # child's ping deadline passed unobserved, and it is killed for it.
+    monkeypatch.setattr(SupervisorCore, "_parent_stalled", lambda self, last, since: None)
+    stall = _ready_then_stall(WayoutStalls(children=1, idle=1, jobs=0))
+    assert "child 0 was killed for ping_timeout, a deadline that passed while the parent was " \
+           "stalled" in stall.broken
+    v = explore(WayoutStalls(children=1, idle=1, jobs=1)).violation(SAFETY)
+    assert v is not None
+    assert "while the parent was stalled" in v.message
+    assert v.trace.labels[-1].startswith("the parent stalls")

@@ -182,6 +182,11 @@ CATALOGUE: tuple[Mutant, ...] = (
           "obj.deadline = self.now + self.config.job_timeout",
           "a job's own timeout (submit(timeout=...)) is ignored for the pool's job_timeout",
           origin="reviewer"),
+    _core("stall-blames-children", "deadline", _C + "handle",
+          "self._parent_stalled(last, stalled_since)", "pass",
+          "the stall check removed: a core driven long after its deadlines (its event loop "
+          "blocked, its process stopped) judges them, and kills every healthy child whose "
+          "pong sits unread (issue 15 item 1)", origin="issue"),
     _core("no-heartbeat-rearm", "deadline", _C + "_heartbeat",
           "self.heartbeat_at = self.now + cfg.ping_interval", "self.heartbeat_at = None",
           "the heartbeat is not re-armed after it fires: one round of pings, then none"),
