@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 from fsm.errors import ConfigError
@@ -162,7 +163,7 @@ class PoolConfig:
         """The bound on closing: a graceful stop, then a kill, then the kill's own timeout."""
         return self.close_timeout + self.kill_timeout
 
-    @property
+    @cached_property
     def stall_threshold(self) -> float:
         """How late past its next deadline the core may be driven before it is a stall.
 
