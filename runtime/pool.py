@@ -37,7 +37,11 @@ What the driver decides without the core, and why it is I/O:
   closes its descriptors. Neither changes a decision of the core's.
 
 Each event is stamped with the clock when the driver takes it out of the
-inbox, so the core sees time only move forward.
+inbox, so the core sees time only move forward. A wake-up that comes late
+(the event loop was blocked, the process stopped) is fed with the true time,
+never the time the timer was due: that is how the core notices its own stall
+and re-probes the children instead of blaming them for it (README, "When the
+supervisor itself stalls"); its warning reaches the ``wayout`` logger.
 
 The pickled payloads: a job's function and arguments are pickled by
 ``submit`` (an unpicklable job is refused there, with ``InvalidJob``); its
