@@ -27,8 +27,10 @@ def timeouts(commands: list[ev.Command]) -> list[tuple[str, int]]:
 
 def ready_script(jobs: int = 0) -> Script:
     """Child 0 ready at 0.25, then jobs 1..``jobs`` submitted at 0.5: job 1 runs on child 0
-    (max_children=1), the others queue."""
-    s = Script(cfg(num_idle=1, max_children=1))
+    (max_children=1), the others queue. One wake here fires deadlines 25 s
+    apart: stall_grace is set so that such a wake is no stall of the parent
+    (which renews instead of firing; tests/core/test_parent_stall.py)."""
+    s = Script(cfg(num_idle=1, max_children=1, stall_grace=50.0))
     s.warm(0, 0.25)
     for j in range(1, jobs + 1):
         s(ev.Submit(0.5, j))
@@ -166,8 +168,10 @@ class CountingDict(dict[int, Any]):
 
 def test_neither_next_deadline_nor_a_firing_walks_the_jobs() -> None:
     # 2,000 queued jobs; firing one job's queue_timeout and asking for the
-    # next deadline must touch O(log n) heap entries, not every job.
-    s = Script(cfg(num_idle=1, max_children=1))
+    # next deadline must touch O(log n) heap entries, not every job. (The wake
+    # at 20.25 is 15 s past job 0's ack deadline: stall_grace makes it no stall
+    # of the parent, whose re-probe walks every record once.)
+    s = Script(cfg(num_idle=1, max_children=1, stall_grace=50.0))
     s.warm(0, 0.25)
     s(ev.Submit(0.25, 0))  # child 0 busy
     core = s.core
