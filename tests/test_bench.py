@@ -32,7 +32,7 @@ def test_tiny_latency_and_death_run_gives_every_figure() -> None:
     measures = data["measures"]
     assert set(measures) == {
         "round_trip", "dispatch", "throughput", "throughput_concurrent",
-        "death_detection", "replenish", "replenish_floor",
+        "executor_round_trip", "death_detection", "replenish", "replenish_floor",
     }
     for key in ("round_trip", "dispatch", "throughput", "throughput_concurrent"):
         figures = measures[key]["figures"]
@@ -41,6 +41,13 @@ def test_tiny_latency_and_death_run_gives_every_figure() -> None:
             assert set(summary) == SUMMARY_KEYS, (key, impl)
             assert summary["p50"] > 0, (key, impl)
     assert measures["round_trip"]["figures"][WAYOUT]["n"] == tiny.round_trips
+    # runtime.Executor's own samples in the wayout columns; the executors' are
+    # their round trips of the same rounds.
+    executor_rt = measures["executor_round_trip"]["figures"]
+    assert set(executor_rt) == set(IMPLEMENTATIONS)
+    assert executor_rt[WAYOUT]["n"] == tiny.round_trips
+    assert executor_rt[WAYOUT] != measures["round_trip"]["figures"][WAYOUT]
+    assert executor_rt[PPE] == measures["round_trip"]["figures"][PPE]
     assert measures["throughput"]["figures"][PPE]["n"] == tiny.latency_rounds
     # The job's start is stamped in the child, after the parent's submit: a
     # dispatch latency <= 0 would mean the clocks are not shared after all.
@@ -58,7 +65,7 @@ def test_tiny_latency_and_death_run_gives_every_figure() -> None:
 
     judged = {t["measure"]: t for t in data["targets"]}
     assert set(judged) == {"round_trip", "dispatch", "throughput", "throughput_concurrent",
-                           "death_detection", "replenish"}
+                           "executor_round_trip", "death_detection", "replenish"}
     for verdict in judged.values():
         assert isinstance(verdict["passed"], bool), verdict
         assert verdict["target"] and verdict["value"]

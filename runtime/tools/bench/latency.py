@@ -1,7 +1,9 @@
 """Warm round trip, dispatch latency and throughput, for each implementation.
 
 Every implementation is used the way its users use it: wayout from asyncio
-(``await pool.run``), the executors synchronously (``submit(...).result()``);
+(``await pool.run``), the executors synchronously (``submit(...).result()``),
+``runtime.Executor`` too (its own row: the synchronous API against
+ProcessPoolExecutor's and loky's round trips of the same rounds);
 concurrent submitters are asyncio tasks for wayout and threads for the
 executors. Each pool has ``plan.workers`` workers and is warmed first.
 
@@ -29,6 +31,10 @@ ROUND_TRIP = "round_trip"
 DISPATCH = "dispatch"
 THROUGHPUT = "throughput"
 THROUGHPUT_CONCURRENT = "throughput_concurrent"
+EXECUTOR_ROUND_TRIP = "executor_round_trip"
+
+#: The extra subject of the rotation: wayout behind concurrent.futures.Executor.
+EXECUTOR = "runtime.Executor"
 
 #: Bound on one job of these measures: a stuck pool must fail the bench, not hang it.
 JOB_TIMEOUT_S = 30.0
@@ -47,6 +53,9 @@ def measures(plan: Plan) -> list[Measure]:
                 note=(f"no-op jobs, {plan.throughput_batch} per sample, {plan.submitters} "
                       "concurrent submitters: asyncio tasks for wayout, threads for the "
                       "executors")),
+        Measure(EXECUTOR_ROUND_TRIP, "warm round trip, runtime.Executor", "ms",
+                note=("submit(noop).result() from a thread, runtime.Executor in the wayout "
+                      "columns, against the executors' round trips of the same rounds")),
     ]
 
 
@@ -62,10 +71,17 @@ def run(plan: Plan, implementations: tuple[str, ...] = IMPLEMENTATIONS) -> list[
     if not usable:
         return out
     gc.collect()
-    samples = asyncio.run(_interleaved(plan, tuple(usable)))
+    # runtime.Executor joins the rotation whenever wayout is measured.
+    subjects = (*usable, EXECUTOR) if WAYOUT in usable else tuple(usable)
+    samples = asyncio.run(_interleaved(plan, subjects))
     for m in out:
         for impl in usable:
-            m.add(impl, samples[impl][m.key])
+            if m.key != EXECUTOR_ROUND_TRIP:
+                m.add(impl, samples[impl][m.key])
+            elif impl == WAYOUT:
+                m.add(impl, samples[EXECUTOR][ROUND_TRIP])
+            else:
+                m.add(impl, samples[impl][ROUND_TRIP])
         m.extra["workers"] = plan.workers
         m.extra["rounds"] = plan.latency_rounds
     return out
@@ -98,17 +114,26 @@ async def _interleaved(plan: Plan, impls: tuple[str, ...]) -> dict[str, dict[str
         for r in range(rounds):
             shift = r % len(impls)
             for impl in impls[shift:] + impls[:shift]:
-                await _one_round(subjects[impl], samples[impl], plan, per_round, per_submitter)
+                if impl == EXECUTOR:
+                    await _round_trips(subjects[impl], samples[impl], per_round)
+                else:
+                    await _one_round(subjects[impl], samples[impl], plan, per_round,
+                                     per_submitter)
     return samples
 
 
-async def _one_round(subject: _Subject, out: dict[str, list[float]], plan: Plan,
-                     n: int, per_submitter: int) -> None:
+async def _round_trips(subject: _Subject, out: dict[str, list[float]], n: int) -> None:
     clock = time.perf_counter_ns
     for _ in range(n):
         t0 = clock()
         await subject.noop()
         out[ROUND_TRIP].append((clock() - t0) / 1e6)
+
+
+async def _one_round(subject: _Subject, out: dict[str, list[float]], plan: Plan,
+                     n: int, per_submitter: int) -> None:
+    clock = time.perf_counter_ns
+    await _round_trips(subject, out, n)
     for _ in range(n):
         t0 = time.monotonic_ns()
         started = await subject.started_at()
@@ -134,6 +159,16 @@ async def _subject(impl: str, plan: Plan) -> AsyncIterator[_Subject]:
             await pool.wait_for(lambda s: s.children.get("ready", 0) == plan.workers,
                                 timeout=JOB_TIMEOUT_S)
             yield _WayoutSubject(pool)
+        return
+    if impl == EXECUTOR:
+        from runtime import Executor as WayoutExecutor
+
+        executor: Executor = WayoutExecutor(plan.workers, mp_context=plan.start_method)
+        try:
+            executors.warm(executor, plan.workers)
+            yield _ExecutorSubject(executor, None)
+        finally:
+            executor.shutdown(wait=True)
         return
     executor = executors.make(impl, plan.workers, plan.start_method)
     try:
@@ -166,7 +201,7 @@ class _WayoutSubject:
 class _ExecutorSubject:
     """An executor driven synchronously, as its users do (the event loop just waits)."""
 
-    def __init__(self, executor: Executor, threads: ThreadPoolExecutor) -> None:
+    def __init__(self, executor: Executor, threads: ThreadPoolExecutor | None) -> None:
         self._executor = executor
         self._threads = threads
 
@@ -185,6 +220,7 @@ class _ExecutorSubject:
             for _ in range(per_submitter):
                 self._noop()
 
+        assert self._threads is not None
         _together(self._threads, submitters, submitter)
 
 

@@ -38,6 +38,18 @@ def round_trip(r: Report) -> Verdict:
                    ratio <= 0.8 and tail <= 2.0)
 
 
+def executor_round_trip(r: Report) -> Verdict:
+    target = "p50 <= PPE (no slower)"
+    ours = _p(r, latency.EXECUTOR_ROUND_TRIP)
+    theirs = _p(r, latency.EXECUTOR_ROUND_TRIP, PPE)
+    tail = _p(r, latency.EXECUTOR_ROUND_TRIP, tail=True)
+    if ours is None or theirs is None or tail is None:
+        return _unjudged(latency.EXECUTOR_ROUND_TRIP, target)
+    ratio = ours / theirs
+    return Verdict(latency.EXECUTOR_ROUND_TRIP, target, f"{ratio:.2f} x, p99 {tail:.2f} ms",
+                   ratio <= 1.0)
+
+
 def dispatch(r: Report) -> Verdict:
     target = "p50 <= 0.5 ms"
     ours = _p(r, latency.DISPATCH)
@@ -111,6 +123,7 @@ def judge(report: Report) -> list[Verdict]:
         dispatch(report),
         _throughput(latency.THROUGHPUT)(report),
         _throughput(latency.THROUGHPUT_CONCURRENT)(report),
+        executor_round_trip(report),
         death(report),
         replenish(report),
         *hung(report),
