@@ -12,12 +12,16 @@ Three threads, each with one job:
   fewer than ``2 * max_workers`` jobs are handed and unsettled, or queues it
   in the executor: a long queue waits there (where ``shutdown(cancel_futures=
   True)`` cancels it and ``queue_timeout`` does not run), not in the pool;
-* the **loop** thread submits handed jobs to the ``Pool`` and, as each
-  settles, hands over the next queued one;
-* the **result** thread (``wayout-executor-results``) moves each future to
-  RUNNING when its child acknowledged the job, unpickles the value or the
-  exception and sets it: done-callbacks never run on the loop thread, and a
-  callback that raises, even ``SystemExit``, is logged and stops nothing.
+* the **loop** thread submits handed jobs to the ``Pool``, moves each future
+  to RUNNING when its child acknowledged the job and, as each settles, hands
+  over the next queued one. A settled future that has no done-callback is set
+  there, with the outcome still pickled: the first thread that asks for its
+  value unpickles it (the caller's, usually), so no user code runs on the loop
+  and the caller wakes without another thread hop;
+* the **result** thread (``wayout-executor-results``) sets every other future
+  (unpickling its value or exception) and runs its done-callbacks: they never
+  run on the loop thread, and a callback that raises, even ``SystemExit``, is
+  logged and stops nothing.
 
 Errors, as ``ProcessPoolExecutor``'s families where they mean the same: a job
 whose child died raises ``ChildDied``, a ``BrokenProcessPool`` that names the
@@ -104,6 +108,8 @@ class _Work(cf.Future[Any]):
         self.timeout = timeout
         #: The pool's handle, from the loop thread handing it over until it settles.
         self.handle: JobHandle | None = None
+        #: (job id, outcome) of a future settled on the loop thread, until unpickled.
+        self._raw: tuple[int, ev.Outcome] | None = None
 
     def cancel(self) -> bool:
         cancelled = super().cancel()
@@ -111,6 +117,51 @@ class _Work(cf.Future[Any]):
         if cancelled and executor is not None:
             executor._cancelled(self)
         return cancelled
+
+    # A future settled on the loop thread holds its job's outcome, not yet
+    # unpickled: the first thread that asks for the value unpickles it (the
+    # caller's, usually), so that no user code (a __setstate__, a class
+    # import) runs on the pool's loop.
+
+    def result(self, timeout: float | None = None) -> Any:
+        value = super().result(timeout)
+        if value is _UNDECODED:
+            value = self._decode()
+        return value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        error = super().exception(timeout)
+        if error is None and self._result is _UNDECODED:
+            try:
+                self._decode()
+            except BaseException as exc:
+                return exc
+        return error
+
+    def _decode(self) -> Any:
+        with self._condition:  # once, whichever threads ask at the same time
+            if self._result is not _UNDECODED:
+                if self._exception is not None:
+                    raise self._exception
+                return self._result
+            assert self._raw is not None
+            job_id, outcome = self._raw
+            self._raw = None
+            try:
+                self._result = outcome_value(job_id, outcome)
+            except BaseException as exc:
+                self._result = None
+                self._exception = exc
+                raise
+            return self._result
+
+
+class _Undecoded:
+    def __repr__(self) -> str:
+        return "<a value not unpickled yet>"
+
+
+_UNDECODED = _Undecoded()
 
 
 class ExecutorOptions:
@@ -415,7 +466,7 @@ class Executor(cf.Executor):
         work.handle = handle
         work.payload = None  # the pool has it
         self._in_pool[handle.id] = work
-        handle._future.add_done_callback(functools.partial(self._settled, work))
+        handle._future.add_done_callback(functools.partial(self._settled, handle.id))
 
     def _release(self) -> None:
         """One handed job is over (loop thread): hand the next pending ones."""
@@ -430,16 +481,43 @@ class Executor(cf.Executor):
         self._check_stop()
 
     def _on_command(self, command: ev.Command) -> None:
-        if (type(command) is ev.Transitioned and command.kind == "job"
+        if type(command) is ev.SettleJob:
+            # The outcome as the core decides it, in the driver's own step: a
+            # loop iteration before the handle's callback would deliver it.
+            work = self._in_pool.pop(command.job, None)
+            if work is not None:
+                self._finish(work, command.job, command.outcome)
+        elif (type(command) is ev.Transitioned and command.kind == "job"
                 and command.dest == "running"):
             work = self._in_pool.get(command.ident)
             if work is not None:
-                self._results.put((work, "running", None))
+                # No user code runs here: a cancelled future only notifies its
+                # waiters (cancel() ran its callbacks in the caller's thread).
+                with work._condition:
+                    if not work.running() and not work.done():
+                        work.set_running_or_notify_cancel()
 
-    def _settled(self, work: _Work, done: asyncio.Future[ev.Outcome]) -> None:
-        assert work.handle is not None
-        self._in_pool.pop(work.handle.id, None)
-        self._results.put((work, done.result(), None))
+    def _settled(self, job_id: int, done: asyncio.Future[ev.Outcome]) -> None:
+        """The handle's callback: a job the core's SettleJob did not deliver (pool closed)."""
+        work = self._in_pool.pop(job_id, None)
+        if work is not None:
+            self._finish(work, job_id, done.result())
+
+    def _finish(self, work: _Work, job_id: int, outcome: ev.Outcome) -> None:
+        # A future nobody added a callback to is settled here, under its lock
+        # (no callback can be added meanwhile), with the outcome still pickled:
+        # the waiter wakes without a hop through the result thread. One with
+        # callbacks goes to the result thread, which runs them.
+        with work._condition:
+            here = not work._done_callbacks  # type: ignore[attr-defined]
+            if here and not work.done() and (
+                    work.running() or work.set_running_or_notify_cancel()):
+                work.handle = None
+                work._raw = (job_id, outcome)
+                work.set_result(_UNDECODED)
+        if not here:
+            self._results.put((work, outcome, None))
+        del work, outcome
         self._release()
 
     def _cancelled(self, work: _Work) -> None:
@@ -484,10 +562,6 @@ class Executor(cf.Executor):
 
     def _deliver(self, box: list[Any]) -> None:
         work, outcome, error = box.pop()
-        if outcome == "running":
-            if not work.running() and not work.done():
-                work.set_running_or_notify_cancel()
-            return
         if work.done():
             return
         if not work.running() and not work.set_running_or_notify_cancel():

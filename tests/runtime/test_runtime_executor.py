@@ -176,6 +176,32 @@ def test_callbacks_run_off_the_loop_thread_and_cannot_stop_the_pool(no_leaks: No
 
 
 @pytest.mark.timeout(120)
+def test_values_are_unpickled_by_the_thread_that_asks_never_on_the_loop(
+        tmp_path: Path, no_leaks: None) -> None:
+    go = tmp_path / "go"
+    os.mkfifo(go)
+    with executor() as ex:
+        # No callback: set on the loop thread still pickled, unpickled by the caller.
+        assert ex.submit(chf.unpickled_where).result(TIMEOUT) == "MainThread"
+        error = ex.submit(divmod, 1, 0).exception(TIMEOUT)
+        assert isinstance(error, ZeroDivisionError) and isinstance(error, JobFailed)
+        futures = [ex.submit(chf.add, i, i) for i in range(6)]
+        done, _ = cf.wait(futures, timeout=TIMEOUT)
+        assert len(done) == 6
+        assert sorted(f.result() for f in cf.as_completed(futures)) == [2 * i for i in range(6)]
+        # With a callback: set, and unpickled, by the result thread.
+        names: list[str] = []
+        called = threading.Event()
+        with_callback = ex.submit(chf.unpickled_where, str(go))
+        with_callback.add_done_callback(lambda f: (names.append(f.result()), called.set()))
+        with open(go, "wb") as fifo:  # the job ends only once its callback is there
+            fifo.write(b"go")
+        assert called.wait(TIMEOUT)
+        assert names == ["wayout-executor-results"]
+        assert with_callback.result(0) == "wayout-executor-results"
+
+
+@pytest.mark.timeout(120)
 def test_shutdown_cancels_pending_futures_and_refuses_new_ones(
         tmp_path: Path, no_leaks: None) -> None:
     started = tmp_path / "started"
