@@ -14,10 +14,11 @@ Three threads, each with one job:
   True)`` cancels it and ``queue_timeout`` does not run), not in the pool;
 * the **loop** thread submits handed jobs to the ``Pool``, moves each future
   to RUNNING when its child acknowledged the job and, as each settles, hands
-  over the next queued one. A settled future that has no done-callback is set
-  there, with the outcome still pickled: the first thread that asks for its
-  value unpickles it (the caller's, usually), so no user code runs on the loop
-  and the caller wakes without another thread hop;
+  over the next queued one. A job that returned a value, whose future has no
+  done-callback, is set there, with the value still pickled: the first thread
+  that asks for it unpickles it (the caller's, usually), so no user code runs
+  on the loop and the caller wakes without another thread hop (a value that
+  then cannot be unpickled raises ``JobFailed`` from ``result()``);
 * the **result** thread (``wayout-executor-results``) sets every other future
   (unpickling its value or exception) and runs its done-callbacks: they never
   run on the loop thread, and a callback that raises, even ``SystemExit``, is
@@ -508,8 +509,10 @@ class Executor(cf.Executor):
         # (no callback can be added meanwhile), with the outcome still pickled:
         # the waiter wakes without a hop through the result thread. One with
         # callbacks goes to the result thread, which runs them.
+        # Only a value: a failure is set by the result thread as an exception,
+        # so that waiters (wait(FIRST_EXCEPTION), as_completed) see it as one.
         with work._condition:
-            here = not work._done_callbacks  # type: ignore[attr-defined]
+            here = outcome.state == "done" and not work._done_callbacks  # type: ignore[attr-defined]
             if here and not work.done() and (
                     work.running() or work.set_running_or_notify_cancel()):
                 work.handle = None

@@ -104,6 +104,13 @@ def _current_thread_name() -> str:
     return threading.current_thread().name
 
 
+def wait_then_raise(go_fifo: str) -> None:
+    """Wait for one byte on ``go_fifo``, then raise ``AppError``."""
+    with open(go_fifo, "rb") as fifo:
+        fifo.read()
+    raise AppError(7, "after go")
+
+
 class NamesItsUnpickler:
     """Unpickles as the name of the thread that unpickled it."""
 

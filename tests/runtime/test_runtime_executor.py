@@ -189,6 +189,19 @@ def test_values_are_unpickled_by_the_thread_that_asks_never_on_the_loop(
         done, _ = cf.wait(futures, timeout=TIMEOUT)
         assert len(done) == 6
         assert sorted(f.result() for f in cf.as_completed(futures)) == [2 * i for i in range(6)]
+        # A failure is an exception to waiters while they wait.
+        fails, holds = tmp_path / "fails", tmp_path / "holds"
+        os.mkfifo(fails)
+        os.mkfifo(holds)
+        failing = ex.submit(chf.wait_then_raise, str(fails))
+        held = ex.submit(chf.unpickled_where, str(holds))
+        release = threading.Thread(target=lambda: fails.write_bytes(b"go"))
+        release.start()
+        done, _ = cf.wait([failing, held], timeout=TIMEOUT, return_when=cf.FIRST_EXCEPTION)
+        release.join()
+        assert done == {failing}
+        holds.write_bytes(b"go")
+        assert held.result(TIMEOUT) == "MainThread"
         # With a callback: set, and unpickled, by the result thread.
         names: list[str] = []
         called = threading.Event()
