@@ -330,14 +330,18 @@ class SupervisorCore:
         # jobs and jobs before the pool at equal times, so that a pool closing
         # exactly when its last child is abandoned sees that child gone (the
         # heap's order, see _heap). Firing k deadlines costs O(k log n).
+        # At most e.most of them: the rest stay due for the next event.
         now = self.now
-        while True:
+        budget = e.most
+        while budget is None or budget > 0:
             heap = self._heap()  # a push may have dropped it for a rebuild
             if not heap or heap[0][0] > now:
                 break
             due = self._armed(heappop(heap))
             if due is not None:
                 self._timeout(due)
+                if budget is not None:
+                    budget -= 1
         if self.heartbeat_at is not None and self.heartbeat_at <= self.now:
             self._heartbeat()
 

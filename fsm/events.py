@@ -76,7 +76,14 @@ class ChildExited(Event):
 
 @dataclass(frozen=True)
 class DeadlineReached(Event):
-    """Time passed: every deadline at or before ``now`` fires."""
+    """Time passed: every deadline at or before ``now`` fires, earliest first.
+
+    ``most`` bounds how many record deadlines fire in this event (None: all
+    of them). The rest stay due and ``next_deadline()`` still says so: a
+    runtime feeds them in the next events, yielding to its loop in between,
+    so that a mass timeout (40,000 queued jobs at once) never blocks it."""
+
+    most: int | None = None
 
 
 @dataclass(frozen=True)

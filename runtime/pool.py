@@ -103,6 +103,13 @@ def _message_events() -> dict[type, tuple[type[ev.Event], tuple[str, ...]]]:
     return table
 
 
+#: The most the driver feeds the core in one step before it yields to the loop:
+#: events from its inbox, and commands performed for deadlines that fired. A
+#: step costs tens of microseconds a unit, so a mass of submissions or of
+#: queue timeouts is taken in slices of a few milliseconds, and other tasks
+#: (and the replies of the children) run in between.
+STEP_EVENTS = 256
+
 #: The one mapping from what a child says to what the core hears.
 MESSAGE_EVENTS = _message_events()
 
@@ -672,7 +679,7 @@ class Pool:
                 # Before the first spawn; the pool is starting meanwhile.
                 await self._warm_forkserver()
             while True:
-                self._run_due(core)
+                more = self._run_due(core)
                 if self._closed:
                     return
                 self._check_waiters()
@@ -685,6 +692,12 @@ class Pool:
                     # decided can change meanwhile.
                     await asyncio.sleep(0)
                     self._start_children()
+                    continue
+                if more:
+                    # A mass of due deadlines or events (a burst of submissions,
+                    # a queue of jobs timing out together): fed STEP_EVENTS at
+                    # a time, and the loop runs its other tasks in between.
+                    await asyncio.sleep(0)
                     continue
                 if self._inbox:
                     continue
@@ -705,28 +718,37 @@ class Pool:
         finally:
             self._finish()
 
-    def _run_due(self, core: SupervisorCore) -> None:
-        """Feed every due deadline and every queued event, until none is left."""
+    def _run_due(self, core: SupervisorCore) -> bool:
+        """Feed due deadlines and queued events, until none is left or STEP_EVENTS
+        of them were fed; True if some are left (the driver yields, then goes on)."""
         clock = self._clock
         inbox = self._inbox
-        while True:
+        budget = STEP_EVENTS
+        while budget > 0:
             now = clock.now()
             deadline = core.next_deadline()
             if deadline is not None and deadline <= now:
-                self._perform(core.handle(ev.DeadlineReached(now=now)))
+                commands = core.handle(ev.DeadlineReached(now=now, most=budget))
+                self._perform(commands)
                 after = core.next_deadline()
-                if after is not None and after <= now:
-                    # Feeding it again would spin forever without time passing.
+                if after is not None and after <= now and not commands:
+                    # Nothing fired, yet something is due: feeding it again
+                    # would spin forever without time passing.
                     raise WayoutError(
                         f"the core kept a deadline ({after}) at or before now ({now}) "
                         "after DeadlineReached"
                     )
+                # A unit per command performed: each deadline that fired made
+                # one at least, so a core that kept some due spent the budget.
+                budget -= max(1, len(commands))
                 continue
             if not inbox:
-                return
-            for _ in range(len(inbox)):
+                return False
+            for _ in range(min(len(inbox), budget)):
                 event, fields = inbox.popleft()
                 self._perform(core.handle(event(now=clock.now(), **fields)))
+                budget -= 1
+        return True
 
     def _arm_timer(self, deadline: float | None) -> None:
         if deadline is None:

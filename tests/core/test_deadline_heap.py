@@ -185,3 +185,25 @@ def test_neither_next_deadline_nor_a_firing_walks_the_jobs() -> None:
     assert [c.job for c in out if isinstance(c, ev.SettleJob)] == [1]
     core.next_deadline()
     assert CountingDict.walks == 0
+
+
+def test_a_bounded_wake_fires_the_earliest_and_leaves_the_rest_due_in_order() -> None:
+    # Job 1 misses its ack at 5.5 (its child is killed, 34 is its kill
+    # deadline); jobs 2..6 spend their queue budget at 20.5. DeadlineReached
+    # with most=2 fires two; the rest stay due and fire, in the same order as
+    # one unbounded wake fires them all, in the following bounded wakes.
+    s = ready_script(jobs=6)
+    whole = s.core.clone()
+    everything = timeouts(whole.handle(ev.DeadlineReached(30.0)))
+    assert everything == [("job", j) for j in range(1, 7)]
+    sliced: list[tuple[str, int]] = []
+    first = timeouts(s(ev.DeadlineReached(30.0, most=2), keep=(ev.Transitioned,)))
+    assert first == [("job", 1), ("job", 2)]
+    assert s.core.next_deadline() == 20.5  # still due
+    sliced += first
+    while (d := s.core.next_deadline()) is not None and d <= 30.0:
+        step = timeouts(s(ev.DeadlineReached(30.0, most=2), keep=(ev.Transitioned,)))
+        assert 1 <= len(step) <= 2
+        sliced += step
+    assert sliced == everything
+    assert s.core.snapshot() == whole.snapshot()

@@ -1,0 +1,87 @@
+"""The driver feeds the core in steps of at most STEP_EVENTS and yields in
+between (issue 15 item 2): a burst of submissions or a mass of queue timeouts
+never holds the event loop for the whole mass.
+
+A ManualClock makes the jobs' deadlines equal, so that every queue timeout is
+due at the same instant; an observer task counts what the core has taken in
+(or settled) each time it gets the loop. Without the steps it would see
+nothing, then everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+import pytest
+
+from runtime import Pool
+from runtime.clock import ManualClock
+from runtime.errors import JobCancelled, NoCapacity
+from runtime.pool import STEP_EVENTS
+from tests.runtime import child_funcs as cf
+from tests.runtime.runtime_support import cfg, pool_test, within
+
+N = 4 * STEP_EVENTS + 7
+
+
+async def observe(count: Callable[[], int], until: int) -> list[int]:
+    """``count()`` each time this task gets the loop, until it reaches ``until``."""
+    seen = [count()]
+    while seen[-1] < until:
+        await asyncio.sleep(0)
+        seen.append(count())
+    return seen
+
+
+def jumps(seen: list[int]) -> list[int]:
+    return [b - a for a, b in itertools.pairwise(seen) if b != a]
+
+
+@pytest.mark.timeout(60)
+@pool_test
+async def test_a_burst_of_submissions_is_taken_in_steps() -> None:
+    clock = ManualClock(start=10.0)
+    config = cfg("fork", num_idle=1, max_children=1, queue_timeout=60.0, job_timeout=60.0)
+    async with Pool(config, clock=clock) as pool:
+        held = pool.submit(cf.sleep, 30)
+        await within(10, pool.wait_for(lambda st: st.jobs.get("running", 0) == 1))
+        handles = [pool.submit(cf.add, i, 1) for i in range(N)]
+        seen = await within(30, observe(lambda: pool.status().queued, N))
+        assert seen[0] < N and seen[-1] == N
+        steps = jumps(seen)
+        assert len(steps) >= N // STEP_EVENTS and max(steps) <= STEP_EVENTS, steps
+        held.cancel()
+        with pytest.raises(JobCancelled):
+            await within(10, held)
+        assert [await within(30, h) for h in handles[:3]] == [1, 2, 3]
+        for h in handles[3:]:
+            h.cancel()
+
+
+@pytest.mark.timeout(60)
+@pool_test
+async def test_queue_timeouts_due_together_are_fired_in_steps() -> None:
+    clock = ManualClock(start=10.0)
+    config = cfg("fork", num_idle=1, max_children=1, queue_timeout=5.0, job_timeout=60.0)
+    async with Pool(config, clock=clock) as pool:
+        held = pool.submit(cf.sleep, 30)
+        await within(10, pool.wait_for(lambda st: st.jobs.get("running", 0) == 1))
+        handles = [pool.submit(cf.add, i, 1) for i in range(N)]
+        await within(30, observe(lambda: pool.status().queued, N))
+        assert pool.status().queued == N  # all taken in at 10.0: all due at 15.0
+
+        def settled() -> int:
+            return sum(h.done() for h in handles)
+
+        clock.advance(5.0)
+        seen = await within(30, observe(settled, N))
+        steps = jumps(seen)
+        assert len(steps) >= N // STEP_EVENTS and max(steps) <= STEP_EVENTS, steps
+        for h in handles:
+            with pytest.raises(NoCapacity):
+                await h
+        held.cancel()
+        with pytest.raises(JobCancelled):
+            await within(10, held)
