@@ -32,6 +32,13 @@ class Plan:
     scale_children: int = 64
     scale_ping_interval: float = 1.0
     scale_window_s: float = 10.0
+    # --- deadlines (issue 15 item 2: the goals are set at these sizes) -----
+    unqueued_jobs: int = 20_000
+    burst_jobs: int = 100_000
+    sweep_jobs: int = 40_000
+    #: long enough for the submit loop and the intake of every job to end
+    #: first, so that the jobs reach it together
+    sweep_queue_timeout: float = 5.0
     # --- checker ---------------------------------------------------------
     checker_states: int = 200_000
     checker_every: int = 5_000
@@ -73,6 +80,10 @@ TINY = Plan(
     hung_timeouts=(3.0,),
     scale_children=4,
     scale_window_s=1.0,
+    unqueued_jobs=40,
+    burst_jobs=200,
+    sweep_jobs=300,
+    sweep_queue_timeout=0.5,
     checker_states=500,
     checker_every=100,
 )

@@ -7,7 +7,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 
-from runtime.tools.bench import checker, faults, latency, machine, scale, targets
+from runtime.tools.bench import checker, deadlines, faults, latency, machine, scale, targets
 from runtime.tools.bench.plan import Plan
 from runtime.tools.bench.results import Measure, Report
 from runtime.tools.quiet_logs import quiet_pool_logs
@@ -20,6 +20,7 @@ GROUPS: dict[str, Group] = {
     "death": faults.death_and_replenish,
     "warmup": faults.cold_and_hung,
     "scale": scale.run,
+    "deadlines": deadlines.run,
     "checker": checker.run,
 }
 

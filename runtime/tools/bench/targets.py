@@ -1,4 +1,4 @@
-"""The targets of issue 8, judged against one run's figures.
+"""The targets of issue 8 (and issue 15's deadlines), judged against one run's figures.
 
 The machine is noisy, so targets that compare with ProcessPoolExecutor use
 ratios from the same run. A target whose figures are missing is not judged
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runtime.tools.bench import faults, latency, scale
+from runtime.tools.bench import deadlines, faults, latency, scale
 from runtime.tools.bench.results import PPE, WAYOUT, Report, Verdict
 
 Judge = Callable[[Report], Verdict]
@@ -117,6 +117,27 @@ def scale_memory(r: Report) -> Verdict:
     return Verdict(scale.MEMORY, target, f"{traced:.1f} KiB", traced <= 64.0)
 
 
+def queued_burst(r: Report) -> Verdict:
+    goal = deadlines.BURST_RATIO_GOAL
+    target = f">= {goal:g} x unqueued"
+    ours, unqueued = _p(r, deadlines.BURST), _p(r, deadlines.UNQUEUED)
+    if ours is None or unqueued is None or unqueued <= 0:
+        return _unjudged(deadlines.BURST, target)
+    ratio = ours / unqueued
+    return Verdict(deadlines.BURST, target,
+                   f"{ours:,.0f} vs {unqueued:,.0f} jobs/s: {ratio:.2f} x", ratio >= goal)
+
+
+def sweep_block(r: Report) -> Verdict:
+    goal = deadlines.SWEEP_BLOCK_GOAL_MS
+    target = f"worst <= {goal:g} ms"
+    m = r.measures.get(deadlines.SWEEP)
+    if m is None or WAYOUT not in m.figures:
+        return _unjudged(deadlines.SWEEP, target)
+    worst = m.figures[WAYOUT].worst
+    return Verdict(deadlines.SWEEP, target, f"{worst:.1f} ms worst", worst <= goal)
+
+
 def judge(report: Report) -> list[Verdict]:
     verdicts = [
         round_trip(report),
@@ -129,6 +150,8 @@ def judge(report: Report) -> list[Verdict]:
         *hung(report),
         scale_cpu(report),
         scale_memory(report),
+        queued_burst(report),
+        sweep_block(report),
     ]
     # Only the measures this run took: a --only run judges what it measured.
     return [v for v in verdicts if v.measure in report.measures]

@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
         help="measure wayout against ProcessPoolExecutor and loky",
         description=(
             "Measure wayout's warm round trip, dispatch latency, throughput, death "
-            "detection, replenish, hung warm-up penalty, scale and model checker speed, "
+            "detection, replenish, hung warm-up penalty, scale, deadlines at scale (a "
+            "100,000-job queued burst, 40,000 queue timeouts at once) and model checker speed, "
             "side by side with ProcessPoolExecutor and loky (the 'bench' extra) in one "
             "process run, and judge them against the project's targets."
         ),
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
                         help="measure nothing: print the table of a run saved with --json")
     parser.add_argument("--only", default=None, metavar="GROUPS",
                         help="comma-separated measure groups: latency, death, warmup, "
-                             "scale, checker (default: all)")
+                             "scale, deadlines, checker (default: all)")
     parser.set_defaults(func=run)
 
 
