@@ -20,6 +20,7 @@ from typing import Any
 import dask
 import dask_funcs
 import distributed
+import psutil
 import pytest
 
 from fsm.errors import ConfigError
@@ -163,3 +164,27 @@ def test_the_demo_comparison_shows_ppe_broken_and_wayout_going_on(client: Any) -
     assert wayout.later_right == 10 and not wayout.later_errors, wayout
     failed = [text for text, held in dask_compare.expectations(result) if not held]
     assert not failed, (failed, result)
+
+
+def test_no_child_outlives_its_dask_worker() -> None:
+    # Its own cluster of one worker, closed here: Worker.close removes the
+    # plugin (teardown shuts the pool down); a worker killed outright takes its
+    # children along anyway (PR_SET_PDEATHSIG).
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                  memory_limit=0) as cluster, \
+            distributed.Client(cluster) as c:
+        c.register_plugin(WayoutPlugin(name="own", max_workers=2))
+        pids_of = functools.partial(dask_funcs.pool_pids, "own")
+        _eventually(lambda: [len(p) for p in c.run(pids_of).values()], [2])
+        pids = next(iter(c.run(pids_of).values()))
+        assert all(psutil.pid_exists(pid) for pid in pids)
+    # Reaped by the forkserver (their parent), which exits with the worker.
+    _eventually(lambda: [pid for pid in pids if _alive(pid)], [])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
