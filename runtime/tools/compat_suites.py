@@ -65,6 +65,9 @@ DIFFERENT: dict[str, dict[str, str]] = {
         "TestProcessPool.test_process_pool_cancel": _ACK + "before it ran; pebble's "
                                                            "terminates a running job",
         "TestProcessPool.test_process_pool_cancel_callback": _ACK + "before it ran",
+        "TestProcessPool.test_process_pool_map_cancel": _ACK + "before it ran: the chunk "
+                                                               "after the first may be "
+                                                               "running already",
         "test_process_pool_stop_cancel": _ACK + "before it ran, so the next job may run in "
                                                 "the same child",
         "test_process_pool_stop_futures": "stop() settles every future (cancelled), as every "
@@ -120,6 +123,10 @@ DIFFERENT: dict[str, dict[str, str]] = {
         "test_serialization": "loky's job_reducers/result_reducers have no equivalent",
         "test_reference_cycle_collection": "a local function is pickled by reference, unless "
                                            "serializer='cloudpickle' (off by default)",
+        "test_exception_cause_with_tblib": "a local function is pickled by reference, unless "
+                                           "serializer='cloudpickle' (off by default)",
+        "test_context_manager_shutdown": "not applicable: joins loky's process objects "
+                                         "(_processes here are psutil's)",
         "test_no_failure_on_large_data_send": "every message has a bound (max_message_bytes, "
                                               "64 MiB by default); the test sends 2 GiB",
         "test_shutdown_with_sys_exit_at_pickle": "a SystemExit raised while pickling a job "
