@@ -325,6 +325,39 @@ class SupervisorCore:
             elif e.mb <= cfg.memory_warn_mb:
                 child.mem_warned = False
 
+    def due(self, at: float) -> list[ev.DeadlineKey]:
+        """The records whose deadline is the earliest and at or before ``at``, in the
+        core's own order of a tie: what ``DeadlineReached.order`` may name."""
+        found: list[ev.DeadlineKey] = []
+        first: float | None = None
+        groups: tuple[tuple[ev.DeadlineOwner, Iterable[ChildRecord | JobRecord | PoolRecord]],
+                      ...] = (("child", self.children.values()), ("job", self.jobs.values()),
+                              ("pool", (self.pool,)))
+        for kind, group in groups:
+            for obj in group:
+                d = obj.deadline
+                if d is None or d > at or (first is not None and d > first):
+                    continue
+                if first is None or d < first:
+                    first, found = d, []
+                found.append((kind, obj.ident))
+        return found
+
+    def _named_first(self, order: tuple[ev.DeadlineKey, ...],
+                     due: ChildRecord | JobRecord | PoolRecord,
+                     heap: list[_Entry]) -> ChildRecord | JobRecord | PoolRecord:
+        """Of the records due with ``due`` (just popped), the first that ``order``
+        names; ``due`` goes back to the heap to wait its turn (else it is returned)."""
+        at = cast(float, due.deadline)  # a popped, live entry: its record's deadline
+        for kind, ident in order:
+            obj = (self.children.get(ident) if kind == "child" else
+                   self.jobs.get(ident) if kind == "job" else self.pool)
+            if obj is not None and obj.deadline == at:
+                if obj is not due:
+                    heappush(heap, (at, _GROUP[due.kind], due.ident))
+                return obj
+        return due
+
     def _on_deadline(self, e: ev.DeadlineReached) -> None:
         # Fire every deadline that has passed, earliest first. Children go before
         # jobs and jobs before the pool at equal times, so that a pool closing
@@ -339,6 +372,8 @@ class SupervisorCore:
                 break
             due = self._armed(heappop(heap))
             if due is not None:
+                if e.order:
+                    due = self._named_first(e.order, due, heap)
                 self._timeout(due)
                 if budget is not None:
                     budget -= 1

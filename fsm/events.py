@@ -74,6 +74,12 @@ class ChildExited(Event):
     code: int | None = None
 
 
+#: A deadline the core holds, by its record: ("child", id), ("job", id) or
+#: ("pool", 0) (``SupervisorCore.due``).
+DeadlineOwner = Literal["child", "job", "pool"]
+DeadlineKey = tuple[DeadlineOwner, int]
+
+
 @dataclass(frozen=True)
 class DeadlineReached(Event):
     """Time passed: every deadline at or before ``now`` fires, earliest first.
@@ -81,9 +87,17 @@ class DeadlineReached(Event):
     ``most`` bounds how many record deadlines fire in this event (None: all
     of them). The rest stay due and ``next_deadline()`` still says so: a
     runtime feeds them in the next events, yielding to its loop in between,
-    so that a mass timeout (40,000 queued jobs at once) never blocks it."""
+    so that a mass timeout (40,000 queued jobs at once) never blocks it.
+
+    Deadlines due at the same time fire in the core's own order (children,
+    then jobs, then the pool), or, for the records ``order`` names, in that
+    order first. The runtime leaves ``order`` empty; the model checker names
+    the records of one instant in each order that can differ in effect, so
+    that no tie order is a hidden premise of the proof.
+    """
 
     most: int | None = None
+    order: tuple[DeadlineKey, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,25 @@ def _orderings(cls: type[WayoutDesign], name: str) -> Callable[[Bounds], Design[
         # whole state space, and the argument for these bounds is in the README.
         return orderings_model(
             cls, ORDERINGS_CHILDREN, ORDERINGS_JOBS, DEFAULT_RESTARTS, name,
-            f"{cls.title}, under a covering set of orderings of its durations")
+            f"{cls.title}, under a covering set of orderings of its durations",
+            ties="reduced")
+    return build
+
+
+#: The tie-order models' bounds (models/README.md, "Deadlines due at the same instant").
+TIES_CHILDREN = 2
+TIES_JOBS = {"wayout-ties": 1, "wayout-serving-ties": 2}
+
+
+def _ties(cls: type[WayoutDesign], name: str) -> Callable[[Bounds], Design[Any]]:
+    def build(b: Bounds) -> Design[Any]:
+        # --children/--jobs may only make them smaller (they are the costly ones).
+        children = TIES_CHILDREN if b.children is None else min(b.children, TIES_CHILDREN)
+        jobs = TIES_JOBS[name] if b.jobs is None else min(b.jobs, TIES_JOBS[name])
+        design = cls(children, jobs, DEFAULT_RESTARTS, ties="reduced")
+        design.name = name
+        design.title = f"{cls.title}, deadlines of one instant in every order"
+        return design
     return build
 
 
@@ -99,6 +117,8 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("wayout-orderings", "", _orderings(WayoutDesign, "wayout-orderings")),
     ModelEntry("wayout-serving-orderings", "",
                _orderings(WayoutServing, "wayout-serving-orderings")),
+    ModelEntry("wayout-serving-ties", "", _ties(WayoutServing, "wayout-serving-ties")),
+    ModelEntry("wayout-ties", "", _ties(WayoutDesign, "wayout-ties")),
     ModelEntry("z1-agents-js-1748", "Z1", _jobs(AgentsJs1748), ("jobs",)),
     ModelEntry("z1-fixed-agents-js-1768", "Z1 fix", _jobs(AgentsJs1768), ("jobs",)),
     ModelEntry("z2-agents-js-sigterm", "Z2", lambda b: AgentsJsSigterm()),

@@ -45,6 +45,7 @@ from fsm.config import PoolConfig, job_bound
 from fsm.core import SupervisorCore
 from fsm.lifecycles import CHILD, POOL
 from models.design import Design, Goal, Step
+from models.ties import every_order, tie_orders
 
 #: Exit codes the world uses: a crash, a graceful exit, a SIGKILL reap.
 CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
@@ -226,6 +227,7 @@ class WayoutDesign(Design[World]):
         bad_messages: bool = False,
         memory: bool = False,
         stalls: bool = False,
+        ties: str = "core",
     ) -> None:
         self.config = config if config is not None else model_config(children, idle, restarts)
         cfg = self.config
@@ -250,6 +252,11 @@ class WayoutDesign(Design[World]):
         # smaller bounds).
         self.stalls = stalls
         self.stall_threshold = cfg.stall_threshold
+        #: The orders of deadlines due at one instant: "reduced" (every order
+        #: that can differ in effect), "every" (every permutation), "core"
+        #: (the core's own order only).
+        self._tie_orders = {"reduced": tie_orders, "every": every_order,
+                            "core": _core_order}[ties]
         if memory and cfg.memory_limit_mb is None:
             self.config = cfg = replace(cfg, memory_limit_mb=MEMORY_LIMIT_MB)
         #: The longest any job of the model may wait for its outcome (the world
@@ -489,7 +496,11 @@ class WayoutDesign(Design[World]):
                     out.append(ev.MemorySample(now=now, child=cid, mb=MEMORY_OVER_LIMIT_MB))
         deadline = core.next_deadline()
         if deadline is not None:
-            out.append(ev.DeadlineReached(now=max(deadline, now)))
+            # Deadlines due at one instant fire in each order that can differ in
+            # effect (models/ties.py), not only in the core's own.
+            at = max(deadline, now)
+            out.extend(ev.DeadlineReached(now=at, order=order)
+                       for order in self._tie_orders(core, at))
             if self.stalls and not w.stalled:
                 # The parent stalls: nobody drives the core until 1 s past its
                 # latest deadline, so every deadline armed now passes unobserved.
@@ -1007,6 +1018,10 @@ def _late_by(core: SupervisorCore, now: float) -> float:
     return now - max(deadline, core.now)
 
 
+def _core_order(core: SupervisorCore, at: float) -> Iterator[tuple[ev.DeadlineKey, ...]]:
+    yield ()
+
+
 def _label(core: SupervisorCore, e: ev.Event) -> str:
     """A short description of ``e`` for traces."""
     kind = type(e).__name__
@@ -1014,7 +1029,9 @@ def _label(core: SupervisorCore, e: ev.Event) -> str:
         return (f"the parent stalls: nobody drives it from t={core.now:g} to t={e.now:g} "
                 f"(+{e.now - core.now:g}s), past all its deadlines")
     if isinstance(e, ev.DeadlineReached):
-        return f"time passes to t={e.now:g} (+{e.now - core.now:g}s): deadlines fire"
+        first = "" if not e.order else " (first " + ", ".join(
+            "the pool" if k == "pool" else f"{k} {i}" for k, i in e.order) + ")"
+        return f"time passes to t={e.now:g} (+{e.now - core.now:g}s): deadlines fire{first}"
     if isinstance(e, ev.Submit):
         return f"user submits job {e.job}"
     if isinstance(e, ev.Cancel):
