@@ -50,6 +50,12 @@ from models.wayout import WayoutDesign, model_config
 #: A term of a race: one duration setting, or the sum of a chain of them.
 Term = tuple[str, ...]
 
+#: The job's own timeout (``submit(timeout=...)``): a duration too, the
+#: caller's, which the core must use instead of the pool's ``job_timeout``.
+SUBMIT_TIMEOUT = "submit_timeout"
+#: Every duration an ordering orders: the PoolConfig settings, and the submit's.
+ORDERED = (*DURATIONS, SUBMIT_TIMEOUT)
+
 #: Three-way races: three deadlines one event arms together, each weak
 #: ordering of the three possibly deciding something on its own.
 TRIPLES: tuple[tuple[str, str, str], ...] = (
@@ -96,7 +102,7 @@ class Target(NamedTuple):
 
 def targets() -> tuple[Target, ...]:
     """Every pair of duration settings, the three-way races, the sums."""
-    pairs = [Target(((a,), (b,))) for a, b in itertools.combinations(DURATIONS, 2)]
+    pairs = [Target(((a,), (b,))) for a, b in itertools.combinations(ORDERED, 2)]
     triples = [Target(tuple((n,) for n in t)) for t in TRIPLES]
     sums = [Target((a, b)) for a, b in SUMS]
     return (*pairs, *triples, *sums)
@@ -118,7 +124,7 @@ def _patterns(values: dict[str, float], all_targets: Sequence[Target]) -> frozen
 
 def _valid(values: dict[str, float]) -> bool:
     """Whether PoolConfig accepts these durations (its own rules decide, not a copy here)."""
-    settings: dict[str, Any] = dict(values)
+    settings: dict[str, Any] = {n: values[n] for n in DURATIONS}
     try:
         PoolConfig(**settings)
     except ConfigError:
@@ -128,7 +134,9 @@ def _valid(values: dict[str, float]) -> bool:
 
 def _defaults() -> dict[str, float]:
     base = model_config()
-    return {n: float(getattr(base, n)) for n in DURATIONS}
+    # The model's own submits pass no timeout: the job's is the pool's.
+    return {**{n: float(getattr(base, n)) for n in DURATIONS},
+            SUBMIT_TIMEOUT: float(base.job_timeout)}
 
 
 class Coverage(NamedTuple):
@@ -170,7 +178,7 @@ def coverage() -> Coverage:
     for values_allowed in (VALUES, MORE_VALUES):
         sample: list[dict[str, float]] = []
         while len(sample) < SAMPLE:
-            values = {n: float(rng.choice(values_allowed)) for n in DURATIONS}
+            values = {n: float(rng.choice(values_allowed)) for n in ORDERED}
             if _valid(values):
                 sample.append(values)
         found = [mask(v) for v in sample]
@@ -194,8 +202,9 @@ def covering_orderings() -> tuple[dict[str, float], ...]:
 def describe_assignment(values: dict[str, float]) -> str:
     """The durations as an ordering: ``ack_timeout=kill_timeout < job_timeout ...``."""
     groups: dict[float, list[str]] = {}
-    for n in DURATIONS:
-        groups.setdefault(values[n], []).append(n.removesuffix("_timeout"))
+    for n in ORDERED:
+        if n in values:
+            groups.setdefault(values[n], []).append(n.removesuffix("_timeout"))
     return " < ".join(f"{'='.join(groups[v])} ({v:g})" for v in sorted(groups))
 
 
@@ -243,7 +252,7 @@ class Orderings(Design[Choice]):
     def successors(self, state: Choice) -> Iterator[Step[Choice]]:
         if state.which < 0:
             for i, d in enumerate(self.inner):
-                yield Step(f"durations {describe_assignment(_values(d.config))}",
+                yield Step(f"durations {describe_assignment(_values(d))}",
                            Choice(i, d.initial()))
             return
         which = state.which
@@ -287,8 +296,11 @@ def _wrapped(step: Step[Any], which: int) -> Step[Choice]:
                 step.broken)
 
 
-def _values(config: PoolConfig) -> dict[str, float]:
-    return {n: float(getattr(config, n)) for n in DURATIONS}
+def _values(design: WayoutDesign) -> dict[str, float]:
+    values = {n: float(getattr(design.config, n)) for n in DURATIONS}
+    if design.timeout is not None:
+        values[SUBMIT_TIMEOUT] = design.timeout
+    return values
 
 
 def orderings_model(cls: type[WayoutDesign], children: int, jobs: int, restarts: int,
@@ -298,10 +310,13 @@ def orderings_model(cls: type[WayoutDesign], children: int, jobs: int, restarts:
     """``cls`` at these bounds once per covering assignment (or per ``assignments``)."""
     chosen = covering_orderings() if assignments is None else assignments
     inner = []
-    for values in chosen:
-        settings: dict[str, Any] = dict(values)
+    for i, values in enumerate(chosen):
+        settings: dict[str, Any] = {n: values[n] for n in DURATIONS}
         config = replace(model_config(children, None, restarts), **settings)
-        inner.append(cls(children, jobs, restarts, config=config, **options))
+        # The first (the model's own) submits as the default models do, without
+        # a timeout; the others pass theirs.
+        timeout = None if i == 0 and assignments is None else values.get(SUBMIT_TIMEOUT)
+        inner.append(cls(children, jobs, restarts, config=config, timeout=timeout, **options))
     return Orderings(inner, name, title)
 
 

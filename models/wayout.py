@@ -228,6 +228,7 @@ class WayoutDesign(Design[World]):
         memory: bool = False,
         stalls: bool = False,
         ties: str = "core",
+        timeout: float | None = None,
     ) -> None:
         self.config = config if config is not None else model_config(children, idle, restarts)
         cfg = self.config
@@ -259,9 +260,12 @@ class WayoutDesign(Design[World]):
                             "core": _core_order}[ties]
         if memory and cfg.memory_limit_mb is None:
             self.config = cfg = replace(cfg, memory_limit_mb=MEMORY_LIMIT_MB)
-        #: The longest any job of the model may wait for its outcome (the world
-        #: submits without a per-call timeout).
-        self.job_bound = job_bound(cfg)
+        #: The timeout the world passes to each submit (None: the pool's job_timeout).
+        self.timeout = timeout
+        #: How long a job may run: its own timeout, as the world asked for it.
+        self.run_bound = cfg.job_timeout if timeout is None else timeout
+        #: The longest any job of the model may wait for its outcome.
+        self.job_bound = job_bound(cfg, timeout)
         #: What a stall may add to a job's wait beyond its own length: one
         #: deadline that waits on a child, renewed in full.
         self.stall_allowance = max(cfg.duration(setting) for setting in (
@@ -508,7 +512,7 @@ class WayoutDesign(Design[World]):
                 # state space finite and small.
                 out.append(ev.DeadlineReached(now=_latest_deadline(core) + 1.0))
         if len(w.jobs) < self.jobs:
-            out.append(ev.Submit(now=now, job=len(w.jobs)))
+            out.append(ev.Submit(now=now, job=len(w.jobs), timeout=self.timeout))
         if self.cancel:
             for jid, job in core.jobs.items():
                 if job.state != "cancelling":
@@ -799,6 +803,7 @@ class WayoutDesign(Design[World]):
             if setting is not None and now - since > cfg.duration(setting):
                 broken.append(f"child {cid} has been {child.state} for {now - since:g}s, past "
                               f"{setting}={cfg.duration(setting):g}s")
+        broken.extend(self._deadlines_within_bounds(core))
         bound = self.job_bound
         for jid, facts in enumerate(state.jobs):
             if not facts.outcome and now - facts.submitted > bound:
@@ -866,6 +871,21 @@ class WayoutDesign(Design[World]):
             broken.append(f"the pool is {core.pool_state} with no armed deadline")
         if core.pool_state == "closed" and children:
             broken.append(f"the pool is closed but {len(children)} children are live")
+        return broken
+
+    def _deadlines_within_bounds(self, core: SupervisorCore) -> list[str]:
+        """No job's deadline is further away than its state's duration allows; a
+        running job's is its own timeout, as the world submitted it (not the pool's)."""
+        broken = []
+        now = core.now
+        for jid, job in core.jobs.items():
+            setting = JOB.state(job.state).timeout
+            if setting is None or job.deadline is None:
+                continue
+            most = self.run_bound if setting == "job_timeout" else self.config.duration(setting)
+            if job.deadline - now > most:
+                broken.append(f"job {jid} is {job.state} with its deadline "
+                              f"{job.deadline - now:g}s away, past {setting}={most:g}s")
         return broken
 
     def quiescent(self, state: World) -> bool:

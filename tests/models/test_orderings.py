@@ -14,6 +14,8 @@ from models import registry
 from models.config_check import DURATIONS
 from models.explorer import explore
 from models.orderings import (
+    ORDERED,
+    SUBMIT_TIMEOUT,
     SUMS,
     TRIPLES,
     Orderings,
@@ -55,13 +57,13 @@ def test_every_relation_of_every_pair_that_poolconfig_accepts_is_counted() -> No
     refused = sum(_refused(a, b, r) for a, b in itertools.combinations(DURATIONS, 2)
                   for r in (-1, 0, 1))
     # PoolConfig refuses ping_timeout <= ping_interval (two relations) and
-    # backoff_max < backoff_initial (one).
+    # backoff_max < backoff_initial (one); the submit's own timeout is free.
     assert refused == 3
-    pairs = len(DURATIONS) * (len(DURATIONS) - 1) // 2
+    pairs = len(ORDERED) * (len(ORDERED) - 1) // 2
     expected = (3 * pairs - refused + WEAK_ORDERINGS[3] * len(TRIPLES)
                 + WEAK_ORDERINGS[2] * len(SUMS))
     c = coverage()
-    assert len(c.feasible) == expected == 341
+    assert len(c.feasible) == expected == 383
     assert c.covered == c.feasible
 
 
@@ -69,12 +71,14 @@ def test_the_covering_set_realises_every_pattern_and_poolconfig_accepts_each() -
     assignments = covering_orderings()
     seen = set()
     for values in assignments:
-        PoolConfig(**values)  # raises if PoolConfig refuses the ordering
+        settings: dict[str, Any] = {n: values[n] for n in DURATIONS}
+        PoolConfig(**settings)  # raises if PoolConfig refuses the ordering
         for i, t in enumerate(targets()):
             seen.add((i, pattern(values, t.terms)))
     assert seen == set(coverage().feasible)
     # The model's own assignment is one of them, the first.
-    assert assignments[0] == {n: float(getattr(model_config(), n)) for n in DURATIONS}
+    assert assignments[0] == {**{n: float(getattr(model_config(), n)) for n in DURATIONS},
+                              SUBMIT_TIMEOUT: model_config().job_timeout}
     assert len({tuple(sorted(a.items())) for a in assignments}) == len(assignments)
 
 
@@ -115,13 +119,34 @@ def test_the_orderings_catch_a_fault_the_single_assignment_misses(
     result = explore(orderings_model(cls, 1, 1, 1, "orderings", ""))
     assert sorted(result.found) == ["safety"]
     violation = result.violations[0]
-    assert "ran twice" in violation.message
-    # The trace starts with the ordering that breaks the core: ack below kill.
-    first = violation.trace.labels[0]
-    assert first.startswith("durations ")
-    assert first.index("ack") < first.index("kill")
+    # Planted in the core (not in the table), the deadline itself is too far
+    # when ack_timeout > kill_timeout; with ack_timeout < kill_timeout the
+    # job is requeued while its child may still ack it.
+    assert "ran twice" in violation.message or "past kill_timeout" in violation.message
+    # The trace starts with the ordering that breaks the core.
+    assert violation.trace.labels[0].startswith("durations ")
 
 
 def test_the_correct_core_passes_every_ordering() -> None:
     result = explore(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""))
     assert result.as_expected, [v.message for v in result.violations]
+
+
+def test_the_orderings_catch_a_job_run_by_the_pools_timeout_instead_of_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue's job-timeout-global, planted: a running job's deadline is
+    the pool's job_timeout, not the timeout given to submit()."""
+    arm = SupervisorCore._arm
+
+    def pools(self: SupervisorCore, obj: Any) -> None:
+        arm(self, obj)
+        if obj.kind == "job" and obj.state == "running":
+            obj.deadline = self.now + self.config.job_timeout
+
+    monkeypatch.setattr(SupervisorCore, "_arm", pools)
+    single = explore(WayoutServing(1, 1, 1))
+    assert single.as_expected, [v.message for v in single.violations]
+    result = explore(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""))
+    assert sorted(result.found) == ["safety"]
+    assert "running with its deadline" in result.violations[0].message
+    assert "past job_timeout" in result.violations[0].message
