@@ -884,8 +884,10 @@ class WayoutDesign(Design[World]):
                 continue
             most = self.run_bound if setting == "job_timeout" else self.config.duration(setting)
             if job.deadline - now > most:
+                what = ("its own timeout" if setting == "job_timeout" and self.timeout
+                        is not None else setting)
                 broken.append(f"job {jid} is {job.state} with its deadline "
-                              f"{job.deadline - now:g}s away, past {setting}={most:g}s")
+                              f"{job.deadline - now:g}s away, past {what}={most:g}s")
         return broken
 
     def quiescent(self, state: World) -> bool:

@@ -149,4 +149,4 @@ def test_the_orderings_catch_a_job_run_by_the_pools_timeout_instead_of_its_own(
     result = explore(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""))
     assert sorted(result.found) == ["safety"]
     assert "running with its deadline" in result.violations[0].message
-    assert "past job_timeout" in result.violations[0].message
+    assert "past its own timeout" in result.violations[0].message
