@@ -351,10 +351,14 @@ child.settled = True''',
     # --- tie orders ------------------------------------------------------------------
     _core("pool-before-children", "tie order", "_TIE_ORDER",
           '("child", "job", "pool")', '("pool", "job", "child")',
-          "deadlines due at the same instant fire pool first, then jobs, then children"),
+          "deadlines due at the same instant fire pool first, then jobs, then children",
+          equivalent="wayout check fires deadlines due at one instant in every order that "
+          "can differ in effect (models/ties.py), so this order is one it explores anyway"),
     _core("jobs-before-children", "tie order", "_TIE_ORDER",
           '("child", "job", "pool")', '("job", "child", "pool")',
-          "deadlines due at the same instant fire jobs before children"),
+          "deadlines due at the same instant fire jobs before children",
+          equivalent="wayout check fires deadlines due at one instant in every order that "
+          "can differ in effect (models/ties.py), so this order is one it explores anyway"),
     _core("deadlines-one-per-event", "tie order", _C + "_on_deadline",
           "                self._timeout(due)\n",
           "                self._timeout(due)\n                break\n",
