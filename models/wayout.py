@@ -43,7 +43,7 @@ from fsm import events as ev
 from fsm.codec import child_signer, job_signer
 from fsm.config import PoolConfig, job_bound
 from fsm.core import SupervisorCore
-from fsm.lifecycles import CHILD, POOL
+from fsm.lifecycles import CHILD, JOB, POOL
 from models.design import Design, Goal, Step
 from models.ties import every_order, tie_orders
 
