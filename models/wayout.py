@@ -43,7 +43,7 @@ from fsm import events as ev
 from fsm.codec import child_signer, job_signer
 from fsm.config import PoolConfig, job_bound
 from fsm.core import SupervisorCore
-from fsm.lifecycles import CHILD, JOB, POOL
+from fsm.lifecycles import CHILD, JOB
 from models.design import Design, Goal, Step
 from models.ties import every_order, tie_orders
 
@@ -52,9 +52,6 @@ CRASH, GRACEFUL, SIGKILLED = 1, 0, -9
 #: With ``memory=True``: the pool's limit, and what an offending child reports.
 MEMORY_LIMIT_MB, MEMORY_OVER_LIMIT_MB = 100.0, 150.0
 
-#: What the user may call, read off the pool lifecycle: drain and close where they lead somewhere.
-_DRAINABLE = POOL.sources("drain")
-_CLOSABLE = POOL.sources("close")
 #: A child answers a ping where the child lifecycle takes its pong.
 _PONGS = CHILD.sources("pong")
 _WARMS = CHILD.sources("warmed")
@@ -81,6 +78,7 @@ _KEEPS_SERVING = frozenset({"running", "backing_off"})
 #: intensity, and the child states that are an idle child, now or once warm.
 _KEEPS_WARM = frozenset({"starting", "running"})
 _UNCLAIMED = frozenset({"spawned", "warming", "ready"})
+_WARMING_UP = frozenset({"spawned", "warming"})
 #: Kills that count toward restart intensity: the child failed (it missed a
 #: deadline it was asked to meet, failed its initializer, used too much memory,
 #: broke the protocol). A kill the core decides for its own reasons (closing,
@@ -136,6 +134,8 @@ class JobFacts(NamedTuple):
     runs: int = 0
     #: When the user submitted it (model time): its age is bounded (job_bound).
     submitted: float = 0.0
+    #: When the user cancelled it, if they did: a cancel is bounded by close_timeout.
+    cancelled: float | None = None
 
 
 class World(NamedTuple):
@@ -192,13 +192,22 @@ class World(NamedTuple):
     #: the failures the world saw (a crash, a failed spawn, a kill for the
     #: child's own fault), the newest max_restarts + 1 within restart_window,
     fails: tuple[float, ...] = ()
-    #: and the back-offs since a child last became ready (capped where the
-    #: delay stops growing): restart intensity in the world's own count.
+    #: the back-offs since a child last became ready (capped where the
+    #: delay stops growing): restart intensity in the world's own count,
     backoffs: int = 0
     #: The parent has stalled once on this path (``stalls=True``). At most once:
     #: a parent that stalls forever keeps every job's queue budget (counted from
     #: its submission) growing, and the state space with it.
     stalled: bool = False
+    #: whether a child became ready since the last of those failures
+    #: (spawning is proven to work: availability may count on a new child),
+    proven: bool = False
+    #: and when the user called drain() (until the drain ended), and when
+    #: close() was called or closing began (until the pool closed).
+    drained_at: float | None = None
+    closed_at: float | None = None
+    #: Whether the user called drain() or close(): from then on every submit is refused.
+    ended: bool = False
 
 
 class WayoutDesign(Design[World]):
@@ -222,6 +231,7 @@ class WayoutDesign(Design[World]):
         drain: bool = True,
         close: bool = True,
         pong_when_pinged: bool = True,
+        stale_pongs: bool = False,
         symmetric_jobs: bool = True,
         compiled: bool = True,
         bad_messages: bool = False,
@@ -238,6 +248,12 @@ class WayoutDesign(Design[World]):
         self.drain = drain
         self.close = close
         self.pong_when_pinged = pong_when_pinged
+        # A pong sent before the parent stopped or killed its child still
+        # arrives (a ping crossing a stop). Off by default: a pong where the
+        # lifecycle takes none is no event for a correct core, and keeping the
+        # question grows wayout's state space by a sixth; the orderings
+        # models (small bounds) turn it on.
+        self.stale_pongs = stale_pongs
         self.symmetric_jobs = symmetric_jobs
         # The core's compiled trigger engine: the spec's own edge map instead of
         # the transitions machine, proven equal by tests/test_core_engines.py.
@@ -312,7 +328,8 @@ class WayoutDesign(Design[World]):
         if fails and fails[0] <= now - self.config.restart_window:
             fails = tuple(t for t in fails if t > now - self.config.restart_window)
         w = World(core, w.jobs, None, dead, owed, alive, killed, pinged, inited, changed,
-                  asked, greets, holds, stopped, cancels, w.told, fails, w.backoffs, w.stalled)
+                  asked, greets, holds, stopped, cancels, w.told, fails, w.backoffs, w.stalled,
+                  w.proven, w.drained_at, w.closed_at, w.ended)
         if self.symmetric_jobs:
             return w._replace(key=self._symmetric_key(w))
         recycle = self.config.max_jobs_per_child
@@ -328,7 +345,9 @@ class WayoutDesign(Design[World]):
                                c in asked, c in greets, c in stopped,
                                changed.get(c, now) - now) for c in children))
         ages = tuple(now - f.submitted if not f.outcome else None for f in jobs)
-        world = (w.told, tuple(t - now for t in fails), w.backoffs, w.stalled)
+        world = (w.told, tuple(t - now for t in fails), w.backoffs, w.stalled, w.proven,
+                 None if w.drained_at is None else w.drained_at - now,
+                 None if w.closed_at is None else w.closed_at - now, w.ended)
         return w._replace(key=(self._snapshot(core), jobs, ages, dead_keys, pairs, record,
                                world))
 
@@ -364,7 +383,9 @@ class WayoutDesign(Design[World]):
                 queue.index(jid) if j.state == "queued" and jid in queue else -1,
                 j.child is not None and j.child == holder, j.child is not None,
                 () if f is None else (bool(f.outcome), f.started, f.runs,
-                                      None if f.outcome else now - f.submitted),
+                                      None if f.outcome else now - f.submitted,
+                                      None if f.outcome or f.cancelled is None
+                                      else now - f.cancelled),
             )
 
         def other(jid: int | None, job: int | None) -> Any:
@@ -421,6 +442,10 @@ class WayoutDesign(Design[World]):
             tuple([t - now for t in w.fails]),
             w.backoffs,
             w.stalled,
+            w.proven,
+            None if w.drained_at is None else w.drained_at - now,
+            None if w.closed_at is None else w.closed_at - now,
+            w.ended,
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
@@ -517,9 +542,13 @@ class WayoutDesign(Design[World]):
             for jid, job in core.jobs.items():
                 if job.state != "cancelling":
                     out.append(ev.Cancel(now=now, job=jid))
-        if self.drain and core.pool_state in _DRAINABLE:
+        # The user may call drain() until they called it or close(), and
+        # close() until they called it (or closing began): the user's choice,
+        # not read off the pool lifecycle (a table that drops an edge must
+        # still face the call).
+        if self.drain and not w.ended:
             out.append(ev.Drain(now=now))
-        if self.close and core.pool_state in _CLOSABLE:
+        if self.close and w.closed_at is None and core.pool_state != "closed":
             out.append(ev.Close(now=now))
         return out
 
@@ -556,8 +585,26 @@ class WayoutDesign(Design[World]):
         dead, owed, alive, killed = w.dead, w.owed, w.alive, w.killed
         pinged, inited, changed = w.pinged, w.inited, w.changed
         asked, greets, holds, stopped, cancels = w.asked, w.greets, w.holds, w.stopped, w.cancels
-        told, fails, backoffs = w.told, w.fails, w.backoffs
+        told, fails, backoffs, proven = w.told, w.fails, w.backoffs, w.proven
+        drained_at, closed_at = w.drained_at, w.closed_at
         now = core.now
+        # The user's calls, each with its promise: a cancel and a close are
+        # bounded, a drain refuses new jobs and lets accepted ones finish.
+        refused = None
+        if event_type is _SUBMIT and w.ended:
+            refused = cast(ev.Submit, event).job
+        elif event_type is _CANCEL_CALL:
+            jid = cast(ev.Cancel, event).job
+            if jid < len(facts) and not facts[jid].outcome and facts[jid].cancelled is None:
+                jobs = list(facts)
+                jobs[jid] = facts[jid]._replace(cancelled=now)
+        elif event_type is _DRAIN_CALL and drained_at is None:
+            drained_at = now
+        elif event_type is _CLOSE_CALL and closed_at is None:
+            closed_at = now
+        # Accepted jobs may be aborted only by close() or drain_timeout.
+        may_abort = closed_at is not None or drained_at is None or (
+            now >= drained_at + self.config.drain_timeout)
         changes: dict[int, float] | None = None
         broken: list[str] = []
         if event_type is _EXITED:
@@ -565,7 +612,7 @@ class WayoutDesign(Design[World]):
             dead = dead | {gone}
             if gone not in stopped and gone not in killed:
                 # Neither asked to stop nor killed: a crash, or a spawn that failed.
-                fails = (*fails, now)
+                fails, proven = (*fails, now), False
             alive, asked, greets = alive - {gone}, asked - {gone}, greets - {gone}
         elif event_type is _SPAWNED:
             born = cast(ev.Spawned, event).child
@@ -576,6 +623,8 @@ class WayoutDesign(Design[World]):
             pinged = pinged - {cast(ev.Pong, event).child}
         elif event_type is _READY or event_type is _INIT_ERROR:
             inited = inited - {cast(ev.Ready, event).child}
+            if event_type is _READY:
+                proven = True  # a child warmed: spawning works (until the next failure)
         elif event_type is _ACK:
             ack: ev.JobAck = event  # type: ignore[assignment]
             owed = owed - {(ack.child, ack.job)}
@@ -623,7 +672,7 @@ class WayoutDesign(Design[World]):
                     # pong (no warmed, no hello) is no event for the child, so
                     # the world need not remember a question its child has left behind.
                     dest = t.dest
-                    if dest not in _PONGS and t.ident in pinged:
+                    if dest not in _PONGS and t.ident in pinged and not self.stale_pongs:
                         pinged = pinged - {t.ident}
                     if dest not in _WARMS and t.ident in inited:
                         inited = inited - {t.ident}
@@ -643,6 +692,14 @@ class WayoutDesign(Design[World]):
                                 f"than max_restarts={self.config.max_restarts}")
                     elif t.source == "backing_off":
                         fails = ()  # the back-off paid for them: a new budget
+                    if t.dest == "closing":
+                        # The drain is over (its jobs finished, or its time ran
+                        # out); closing is bounded from here, whoever began it.
+                        drained_at = None
+                        if closed_at is None:
+                            closed_at = t.now
+                    elif t.dest == "closed":
+                        closed_at = None  # the promise kept
                 if t.event == "dispatch":
                     if t.kind == "child" and t.source == "ready":
                         dispatched_from_ready.append(t.ident)
@@ -673,7 +730,7 @@ class WayoutDesign(Design[World]):
                     broken.append(f"child {victim} was killed for {kill.cause}, but {silent}")
                 if (kill.cause in _FAILURE_CAUSES and victim not in stopped
                         and victim not in killed):
-                    fails = (*fails, now)
+                    fails, proven = (*fails, now), False  # spawning no longer proven
                 killed = killed | {victim}
                 if victim in stopped:
                     # Killed, it is no longer asked to stop (a reap is all that is left).
@@ -697,6 +754,11 @@ class WayoutDesign(Design[World]):
                     jobs = list(facts)
                 settled: ev.SettleJob = cmd  # type: ignore[assignment]
                 broken.extend(self._settle(jobs, settled, event))
+                if (settled.outcome.error is errors.PoolClosed and not may_abort
+                        and settled.job != refused):
+                    broken.append(f"job {settled.job} was accepted before drain() but failed "
+                                  "PoolClosed before drain_timeout: a drain lets accepted "
+                                  "jobs finish")
         for cid in alive:
             if cid not in core.children and cid not in killed:
                 # Forgotten with SIGKILL sent is abandonment, which the core
@@ -711,12 +773,16 @@ class WayoutDesign(Design[World]):
             if got != want:
                 broken.append(f"back-off {backoffs} in a row lasts {got}s, not backoff_initial "
                               f"* 2^{backoffs - 1} capped at backoff_max = {want:g}s")
+        if refused is not None and (jobs is None or jobs[refused].outcome != "failed:PoolClosed"):
+            broken.append(f"job {refused} was submitted after drain() or close(), but not "
+                          "refused (PoolClosed)")
         if changes is not None:
             changed = MappingProxyType(changes)
         world = World(core, facts if jobs is None else tuple(jobs), None, dead, owed, alive,
                       killed, pinged, inited, changed, asked, greets, holds, stopped, cancels,
                       told, fails[-(self.config.max_restarts + 1):], backoffs,
-                      w.stalled or stalled)
+                      w.stalled or stalled, proven, drained_at, closed_at,
+                      w.ended or event_type is _DRAIN_CALL or event_type is _CLOSE_CALL)
         return Step(label, self._world(world), event_type is _DEADLINE, spawns, tuple(broken))
 
     @staticmethod
@@ -809,6 +875,21 @@ class WayoutDesign(Design[World]):
             if not facts.outcome and now - facts.submitted > bound:
                 broken.append(f"job {jid} has no outcome {now - facts.submitted:g}s after its "
                               f"submission, past its bound of {bound:g}s (job_bound)")
+            if (not facts.outcome and facts.cancelled is not None
+                    and now - facts.cancelled > cfg.close_timeout):
+                broken.append(f"job {jid} has no outcome {now - facts.cancelled:g}s after "
+                              f"cancel(), past close_timeout={cfg.close_timeout:g}s")
+        # drain() and close() are bounded: a drain by drain_timeout, then
+        # closing (from close(), or the drain's end) by a graceful stop, a kill
+        # and its reap.
+        shutdown = cfg.close_timeout + cfg.kill_timeout
+        if state.closed_at is not None and now - state.closed_at > shutdown:
+            broken.append(f"the pool is {core.pool_state} {now - state.closed_at:g}s after "
+                          f"close() or the drain's end, past close_timeout + kill_timeout = "
+                          f"{shutdown:g}s")
+        if state.drained_at is not None and now - state.drained_at > cfg.drain_timeout:
+            broken.append(f"the pool is {core.pool_state} {now - state.drained_at:g}s after "
+                          f"drain(), past drain_timeout={cfg.drain_timeout:g}s")
         for cid, child in children.items():
             if child.deadline is None:
                 broken.append(f"child {cid} is {child.state} with no armed deadline")
@@ -862,11 +943,40 @@ class WayoutDesign(Design[World]):
                                   f"{len(children)} of max_children={cfg.max_children} live, "
                                   f"and {recent} of max_restarts={cfg.max_restarts} failures: "
                                   "it should start more")
-            # Availability in the other direction: an idle ready child takes a
-            # job at once, so the pool must say it is available.
-            if state.told is not True and any(c.state == "ready" for c in children.values()):
+        # Availability as reported, honest both ways (README, "Availability"):
+        # available iff a job submitted now would be dispatched without
+        # waiting on a failing spawn: an idle ready child, or spawning proven
+        # since the last failure (the world's own record) and a child warming
+        # or room to start one that no queued job has claimed; and the pool
+        # neither backing off, draining nor closed.
+        ready = any(c.state == "ready" for c in children.values())
+        told = state.told
+        if pool in _KEEPS_WARM:
+            if ready and told is not True:
                 broken.append(f"the pool is {pool} with an idle ready child, but it reports "
-                              f"{'nothing' if state.told is None else 'unavailable'}")
+                              f"{'nothing' if told is None else 'unavailable'}")
+            elif not ready:
+                warming = sum(1 for c in children.values() if c.state in _WARMING_UP)
+                spare = warming + cfg.max_children - len(children) - len(queued)
+                could = state.proven and spare > 0
+                if could and told is not True:
+                    broken.append(f"the pool is {pool}, spawning has worked since the last "
+                                  f"failure and {spare} children are unclaimed or could "
+                                  "start, but it reports "
+                                  f"{'nothing' if told is None else 'unavailable'}")
+                elif not could and told is True:
+                    why = ("no child has become ready since the last failure"
+                           if not state.proven else "every child and free slot is claimed by "
+                           "a queued job")
+                    broken.append(f"the pool is {pool} with no ready child and {why}, but "
+                                  "it reports available")
+        elif told is True:
+            broken.append(f"the pool is {pool}, but it reports available")
+        if queued and ready:
+            # Work-conserving: a queued job never waits while a child is idle
+            # and ready (a draining pool still runs the jobs it accepted).
+            broken.append(f"job {queued[0]} waits in the queue while a ready child is idle "
+                          f"(the pool is {pool})")
         if core.pool.deadline is None and core.pool_state != "closed":
             broken.append(f"the pool is {core.pool_state} with no armed deadline")
         if core.pool_state == "closed" and children:
@@ -1008,6 +1118,7 @@ _PING, _INIT, _KILL = ev.SendPing, ev.SendInit, ev.Kill
 _HELLO, _DONE, _RAISED, _CANCEL_ACK = ev.Hello, ev.JobDone, ev.JobRaised, ev.CancelAck
 _STOP, _CANCEL, _REPORT = ev.SendStop, ev.SendCancel, ev.ReportAvailability
 _BAD = ev.BadMessage
+_CANCEL_CALL, _DRAIN_CALL, _CLOSE_CALL = ev.Cancel, ev.Drain, ev.Close
 
 
 def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:

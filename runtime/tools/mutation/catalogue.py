@@ -263,7 +263,11 @@ child.settled = True''',
           "strength of a spawn that no longer works"),
     _core("available-backing-off", "availability", _C + "_availability",
           'if state == "backing_off":', 'if False:',
-          "a pool backing off says it is available"),
+          "a pool backing off says it is available",
+          equivalent="the verdict never changes: the next test (the pool is not in a state "
+          "that keeps children warm: starting or running) answers False for backing_off too; "
+          "only the reason text differs (\"the pool is backing_off\" instead of the failures "
+          "and the last one), which no decision reads"),
     _core("unavailable-with-ready", "availability", _C + "_availability",
           'return True, "a ready child is idle"', 'return False, "a ready child is idle"',
           "a pool with an idle ready child says it is unavailable"),
