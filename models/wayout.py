@@ -18,14 +18,16 @@ event the world could produce next:
   loop was blocked, or its process stopped), and the core is then driven late;
 * the user may submit (job ids 0..jobs-1), cancel, drain and close.
 
-The core's commands are the world's obligations: ``SendInit`` makes a child
-owe ready or an init error, ``SendJob`` an ack then a result, ``Kill`` a reap.
-Most can be read back from the core's own state (a child ``warming`` has been
-sent its init). The ack is the exception the world remembers itself: a core
-that hands a job to a second child must still meet the first child's ack, and
-each ack means user code ran (two for one job: it ran twice). Besides that
-the world keeps what the user was told: each job's outcome, and whether the
-job ever started (for the truthfulness check).
+The core's commands are the world's obligations, and its only guide: the
+world keeps its own record of each process (asked for, started, greeted,
+sent its init, pinged, sent a job, running an acked job, asked to stop or
+cancel, killed) and offers only what that record allows, never what the
+core's state implies (a core that forgets a command faces a child that was
+never asked). Each ack means user code ran (two for one job: it ran twice).
+Besides that the world keeps what the user was told and asked: each job's
+outcome, whether it started, when it was submitted and cancelled; the
+availability last reported; its own count of failures and back-offs; when
+drain() and close() were called.
 
 States are deduplicated by a canonical key (times relative to ``now``,
 children and jobs renamed: symmetry reduction) of the core and those facts.
