@@ -371,9 +371,11 @@ def test_a_draining_pool_that_dispatches_nothing_is_caught(
         if self.pool.state != "draining":
             reconcile(self)
             return
-        held, self.queue = self.queue, []
+        held = self.queue
+        self.queue = type(held)()
         reconcile(self)
-        self.queue = held + self.queue
+        held.extend(self.queue)
+        self.queue = held
 
     plant("_reconcile", idle)
     props, message = found_all(WayoutDesign(jobs=1))
