@@ -589,6 +589,13 @@ class WayoutDesign(Design[World]):
         asked, greets, holds, stopped, cancels = w.asked, w.greets, w.holds, w.stopped, w.cancels
         told, fails, backoffs, proven = w.told, w.fails, w.backoffs, w.proven
         drained_at, closed_at = w.drained_at, w.closed_at
+        if stalled and jobs is not None:
+            # The user's promises (cancel, drain, close) move by the stall as well.
+            shift = (event.now - w.core.now) + self.stall_allowance
+            jobs = [f if f.outcome or f.cancelled is None else f._replace(
+                cancelled=f.cancelled + shift) for f in jobs]
+            drained_at = None if drained_at is None else drained_at + shift
+            closed_at = None if closed_at is None else closed_at + shift
         now = core.now
         # The user's calls, each with its promise: a cancel and a close are
         # bounded, a drain refuses new jobs and lets accepted ones finish.
@@ -605,8 +612,9 @@ class WayoutDesign(Design[World]):
         elif event_type is _CLOSE_CALL and closed_at is None:
             closed_at = now
         # Accepted jobs may be aborted only by close() or drain_timeout.
-        may_abort = closed_at is not None or drained_at is None or (
-            now >= drained_at + self.config.drain_timeout)
+        began = w.drained_at if w.drained_at is not None else drained_at  # before a stall's shift
+        may_abort = closed_at is not None or began is None or (
+            now >= began + self.config.drain_timeout)
         changes: dict[int, float] | None = None
         broken: list[str] = []
         if event_type is _EXITED:
