@@ -201,7 +201,11 @@ def reason_for(test: unittest.TestCase) -> str | None:
     return DIFFERENT.get(method)
 
 
-class _Result(unittest.TextTestResult):
+class OutcomeResult(unittest.TextTestResult):
+    """A unittest result that also records each test's outcome by id: passed,
+    failed or skipped (an expected failure counts as passed, an unexpected
+    success as failed). compat_suites reads pebble's results with it too."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.outcomes: dict[str, str] = {}
@@ -259,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     suite = selected(modules, methods, args.name, SLICE if args.slice else None)
     started = time.monotonic()
     runner = unittest.TextTestRunner(stream=sys.stderr, verbosity=2 if args.verbose else 1,
-                                     resultclass=_Result)
+                                     resultclass=OutcomeResult)
     # Listed tests are not run: some would break what the executor guarantees
     # on purpose and then wait for a bound the test never set.
     to_run = unittest.TestSuite()
@@ -270,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             to_run.addTest(test)
     result = runner.run(to_run)
-    assert isinstance(result, _Result)
+    assert isinstance(result, OutcomeResult)
     counts = Counter(result.outcomes.values())
     unexpected = sorted(t for t, o in result.outcomes.items() if o == "failed")
     print(f"CPython {sys.version.split()[0]} test_concurrent_futures from {directory}")

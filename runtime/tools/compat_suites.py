@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.executor import Executor
+from runtime.tools.compat_futures import OutcomeResult
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wayout-compat"
 
@@ -371,28 +372,6 @@ def loky_run(root: Path, methods: list[str], name: str | None, run_listed: bool,
 # ----------------------------------------------------------------------
 
 
-class _Result(unittest.TextTestResult):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.outcomes: dict[str, str] = {}
-
-    def addSuccess(self, test: unittest.TestCase) -> None:
-        super().addSuccess(test)
-        self.outcomes[test.id()] = "passed"
-
-    def addFailure(self, test: unittest.TestCase, err: Any) -> None:
-        super().addFailure(test, err)
-        self.outcomes[test.id()] = "failed"
-
-    def addError(self, test: Any, err: Any) -> None:
-        super().addError(test, err)
-        self.outcomes[test.id()] = "failed"
-
-    def addSkip(self, test: unittest.TestCase, reason: str) -> None:
-        super().addSkip(test, reason)
-        self.outcomes[test.id()] = "skipped"
-
-
 def _method_of(test_id: str, methods: list[str]) -> str:
     for method in sorted(methods, key=len, reverse=True):
         if f"_{method}." in test_id or f"_{method}.py" in test_id or \
@@ -440,10 +419,10 @@ def main(argv: list[str] | None = None) -> int:
                     listed.append(test.id())
                 else:
                     to_run.addTest(test)
-            runner = unittest.TextTestRunner(stream=sys.stderr, resultclass=_Result,
+            runner = unittest.TextTestRunner(stream=sys.stderr, resultclass=OutcomeResult,
                                              verbosity=2 if args.verbose else 1)
             result = runner.run(to_run)
-            assert isinstance(result, _Result)
+            assert isinstance(result, OutcomeResult)
             print(f"pebble {root.name.split('-', 1)[1]} test/test_process_pool_*.py")
             failed += report("pebble", result.outcomes, listed, methods,
                              time.monotonic() - started)
