@@ -72,6 +72,31 @@ async def test_a_job_exception_keeps_its_type_args_and_traceback() -> None:
 
 @pytest.mark.timeout(60)
 @pool_test
+async def test_each_await_of_a_failed_job_raises_its_error_with_a_fresh_traceback() -> None:
+    # A handle keeps its error; the tracebacks of earlier awaits must not pile
+    # up on it (each holds frames that the garbage collector walks, issue 15).
+    def depth(error: BaseException) -> int:
+        tb, n = error.__traceback__, 0
+        while tb is not None:
+            tb, n = tb.tb_next, n + 1
+        return n
+
+    async with Pool(cfg("fork")) as pool:
+        handle = pool.submit(divmod, 1, 0)
+        depths, errors = [], []
+        for _ in range(3):
+            # Not pytest.raises: it would reset the traceback it captures.
+            try:
+                await handle
+            except ZeroDivisionError as error:
+                depths.append(depth(error))
+                errors.append(error)
+        assert len(errors) == 3 and errors[0] is errors[1] is errors[2]
+        assert depths[0] > 0 and depths == [depths[0]] * 3
+
+
+@pytest.mark.timeout(60)
+@pool_test
 async def test_an_exception_whose_str_raises_fails_the_job_not_the_child() -> None:
     async with Pool(cfg("fork", num_idle=1, max_children=1)) as pool:
         pid = await pool.run(cf.pid)
