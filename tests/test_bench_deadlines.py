@@ -101,7 +101,7 @@ class Done:
 def test_the_consumer_counts_outcomes_and_yields_to_the_loop() -> None:
     n = 5 * deadlines.CONSUMER_YIELD
 
-    async def scenario() -> tuple[int, dict[str, int], int]:
+    async def scenario() -> tuple[dict[str, int], int]:
         turns = 0
         stop = False
 
@@ -114,14 +114,21 @@ def test_the_consumer_counts_outcomes_and_yields_to_the_loop() -> None:
         task = asyncio.get_running_loop().create_task(other())
         await asyncio.sleep(0)
         handles = [Done(KeyError()) if i % 2 else Done() for i in range(n)]
-        done, counts = await deadlines.consume(handles)
+        counts = await deadlines.consume(handles)
         stop = True
         await task
-        return done, counts, turns
+        return counts, turns
 
-    done, counts, turns = asyncio.run(scenario())
-    assert done == n and counts == {"ok": n // 2, "KeyError": n // 2}
+    counts, turns = asyncio.run(scenario())
+    assert counts == {"ok": n // 2, "KeyError": n // 2}
     assert turns >= 5
+
+
+def test_a_measure_whose_jobs_ended_otherwise_is_refused() -> None:
+    deadlines.expect({"NoCapacity": 3}, "NoCapacity", 3)
+    for counts in ({"NoCapacity": 2}, {"NoCapacity": 2, "ChildDied": 1}, {}):
+        with pytest.raises(RuntimeError, match="would not measure"):
+            deadlines.expect(counts, "NoCapacity", 3)
 
 
 @pytest.mark.timeout(120)
