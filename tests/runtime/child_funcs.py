@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import child
+from runtime.tools.demo.workload import hog
 
 
 def add(a: int, b: int) -> int:
@@ -267,13 +268,8 @@ def init_logs() -> None:
     logging.getLogger("wayout_test.init").warning("initializer says hello")
 
 
-def hold_memory(megabytes: int, seconds: float) -> int:
-    """Allocate ``megabytes`` and write every page (untouched pages use no memory)."""
-    data = bytearray(megabytes * 1024 * 1024)
-    for offset in range(0, len(data), 4096):
-        data[offset] = 1
-    time.sleep(seconds)
-    return len(data)
+#: Allocate megabytes and write every page (untouched pages use no memory).
+hold_memory = hog
 
 
 def root_log_level() -> int:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runtime.tools.demo.workload import hog
+
 
 def add(a: int, b: int) -> int:
     return a + b
@@ -28,12 +30,8 @@ def hang(seconds: float) -> float:
     return seconds
 
 
-def grow(mb: int, hold: float) -> int:
-    block = bytearray(mb * 1024 * 1024)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    time.sleep(hold)
-    return len(block)
+#: Allocate megabytes, make every page resident and hold them: the demo's hog.
+grow = hog
 
 
 def segfault_once(token_dir: str, value: int) -> int:
