@@ -29,6 +29,7 @@ import tempfile
 import time
 import unittest
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,14 +126,6 @@ def missing_message() -> str:
             f"does it when run as root)")
 
 
-def locate() -> Path:
-    """The directory of the ``test`` package that has test_concurrent_futures."""
-    directory = find()
-    if directory is None:
-        raise SystemExit(missing_message())
-    return directory
-
-
 def load(directory: Path) -> list[Any]:
     """Import the tests from ``directory`` as the ``test`` package; their modules."""
     link_dir = Path(tempfile.mkdtemp(prefix="wayout-compat-"))
@@ -166,12 +159,8 @@ def selected(modules: list[Any], methods: set[str], name_filter: str | None,
              only: tuple[str, ...] | None = None) -> unittest.TestSuite:
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
-
-    def walk(tests: Any) -> None:
-        for test in tests:
-            if isinstance(test, unittest.TestSuite):
-                walk(test)
-                continue
+    for module in modules:
+        for test in flatten(loader.loadTestsFromModule(module)):
             cls = type(test).__name__
             ctx = getattr(test, "ctx", None)
             if "ProcessPool" not in cls or ctx not in methods:
@@ -181,10 +170,28 @@ def selected(modules: list[Any], methods: set[str], name_filter: str | None,
             if only is not None and test.id().rsplit(".", 1)[-1] not in only:
                 continue
             suite.addTest(test)
-
-    for module in modules:
-        walk(loader.loadTestsFromModule(module))
     return suite
+
+
+def flatten(tests: Iterable[Any]) -> Iterator[unittest.TestCase]:
+    """The test cases of a unittest suite, nested suites opened."""
+    for test in tests:
+        if isinstance(test, unittest.TestSuite):
+            yield from flatten(test)
+        else:
+            yield test
+
+
+def print_per_method(outcomes: dict[str, str], different: list[str], methods: Iterable[str],
+                     method_of: Callable[[str], str]) -> None:
+    """One line per start method: its tests, the deliberately different ones
+    (``different``: ids, not run) and the outcomes of the others."""
+    for method in methods:
+        mine = Counter(o for t, o in outcomes.items() if method_of(t) == method)
+        listed = sum(1 for t in different if method_of(t) == method)
+        print(f"  {method}: {listed + sum(mine.values())} tests, {listed} deliberately "
+              f"different (not run); {mine['passed']} passed, {mine['failed']} failed, "
+              f"{mine['skipped']} skipped")
 
 
 def method_of(test_id: str) -> str:
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     # on purpose and then wait for a bound the test never set.
     to_run = unittest.TestSuite()
     listed: list[unittest.TestCase] = []
-    for test in suite:
+    for test in flatten(suite):
         if reason_for(test) is not None and not args.all:
             listed.append(test)
         else:
@@ -280,12 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPython {sys.version.split()[0]} test_concurrent_futures from {directory}")
     print(f"start methods: {','.join(sorted(methods))}; {time.monotonic() - started:.0f} s"
           + ("; the bounded slice (--slice)" if args.slice else ""))
-    for method in sorted(methods):
-        mine = Counter(o for t, o in result.outcomes.items() if method_of(t) == method)
-        different = sum(1 for t in listed if method_of(t.id()) == method)
-        print(f"  {method}: {different + sum(mine.values())} tests, {different} deliberately "
-              f"different (not run); {mine['passed']} passed, {mine['failed']} failed, "
-              f"{mine['skipped']} skipped")
+    print_per_method(result.outcomes, [t.id() for t in listed], sorted(methods), method_of)
     print(f"ProcessPoolExecutor tests: {len(listed) + len(result.outcomes)}; "
           f"deliberately different (not run): {len(listed)}; run: {len(result.outcomes)}: "
           f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")

@@ -41,13 +41,12 @@ import tarfile
 import time
 import types
 import unittest
-from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from runtime.executor import Executor
-from runtime.tools.compat_futures import OutcomeResult
+from runtime.tools.compat_futures import OutcomeResult, flatten, print_per_method
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wayout-compat"
 
@@ -383,12 +382,7 @@ def _method_of(test_id: str, methods: list[str]) -> str:
 def report(suite: str, outcomes: dict[str, str], different: list[str], methods: list[str],
            seconds: float) -> list[str]:
     print(f"{suite}: start methods {','.join(methods)}; {seconds:.0f} s")
-    for method in methods:
-        mine = Counter(o for t, o in outcomes.items() if _method_of(t, methods) == method)
-        listed = sum(1 for t in different if _method_of(t, methods) == method)
-        print(f"  {method}: {listed + sum(mine.values())} tests, {listed} deliberately "
-              f"different (not run); {mine['passed']} passed, {mine['failed']} failed, "
-              f"{mine['skipped']} skipped")
+    print_per_method(outcomes, different, methods, lambda t: _method_of(t, methods))
     failed = sorted(t for t, o in outcomes.items() if o == "failed")
     for test_id in failed:
         print(f"  FAILED {test_id}")
@@ -412,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             root = fetch("pebble", None, args.cache)
             tests = pebble_suite(root, methods)
             listed, to_run = [], unittest.TestSuite()
-            for test in _flatten(tests):
+            for test in flatten(tests):
                 if args.name and args.name not in test.id():
                     continue
                 if _listed(test.id(), DIFFERENT["pebble"]) and not args.all:
@@ -447,14 +441,6 @@ def _listed(test_id: str, listed: dict[str, str]) -> bool:
     """Whether a test is listed, by its method's name or as Class.method."""
     parts = test_id.rsplit(".", 2)
     return parts[-1] in listed or ".".join(parts[-2:]) in listed
-
-
-def _flatten(tests: Any) -> Iterable[unittest.TestCase]:
-    for test in tests:
-        if isinstance(test, unittest.TestSuite):
-            yield from _flatten(test)
-        else:
-            yield test
 
 
 if __name__ == "__main__":
