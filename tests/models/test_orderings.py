@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from models.orderings import (
     pattern,
     targets,
 )
-from models.wayout import WayoutDesign, WayoutServing, model_config
+from models.wayout import WayoutServing, model_config
 
 #: The number of weak orderings of k terms (ordered Bell numbers).
 WEAK_ORDERINGS = {2: 3, 3: 13}
@@ -96,27 +97,29 @@ def test_the_registry_models_report_how_many_orderings_they_check() -> None:
         assert design.parameters().endswith(f"orderings={len(covering_orderings())}")
 
 
-def _unacked_measured_with_ack_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The catalogue's unacked-uses-ack-timeout, planted: the unacked deadline is
-    measured with ack_timeout instead of kill_timeout."""
+def _plant_job_deadline(monkeypatch: pytest.MonkeyPatch, state: str,
+                        timeout: Callable[[PoolConfig], float]) -> None:
+    """A catalogue mutant, planted: a job in ``state`` gets the deadline
+    ``now + timeout(config)`` instead of its own."""
     arm = SupervisorCore._arm
 
     def wrong(self: SupervisorCore, obj: Any) -> None:
         arm(self, obj)
-        if obj.kind == "job" and obj.state == "unacked":
-            obj.deadline = self.now + self.config.ack_timeout
+        if obj.kind == "job" and obj.state == state:
+            obj.deadline = self.now + timeout(self.config)
             self._push(obj)  # the deadline heap learns every deadline the core sets
 
     monkeypatch.setattr(SupervisorCore, "_arm", wrong)
 
 
-@pytest.mark.parametrize("cls", [WayoutServing])
 def test_the_orderings_catch_a_fault_the_single_assignment_misses(
-        monkeypatch: pytest.MonkeyPatch, cls: type[WayoutDesign]) -> None:
-    _unacked_measured_with_ack_timeout(monkeypatch)
-    single = explore(cls(1, 1, 1))
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # unacked-uses-ack-timeout: the unacked deadline measured with ack_timeout
+    # instead of kill_timeout.
+    _plant_job_deadline(monkeypatch, "unacked", lambda config: config.ack_timeout)
+    single = explore(WayoutServing(1, 1, 1))
     assert single.as_expected, [v.message for v in single.violations]
-    result = explore(orderings_model(cls, 1, 1, 1, "orderings", ""))
+    result = explore(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""))
     assert sorted(result.found) == ["safety"]
     violation = result.violations[0]
     # Planted in the core (not in the table), the deadline itself is too far
@@ -136,14 +139,7 @@ def test_the_orderings_catch_a_job_run_by_the_pools_timeout_instead_of_its_own(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The catalogue's job-timeout-global, planted: a running job's deadline is
     the pool's job_timeout, not the timeout given to submit()."""
-    arm = SupervisorCore._arm
-
-    def pools(self: SupervisorCore, obj: Any) -> None:
-        arm(self, obj)
-        if obj.kind == "job" and obj.state == "running":
-            obj.deadline = self.now + self.config.job_timeout
-
-    monkeypatch.setattr(SupervisorCore, "_arm", pools)
+    _plant_job_deadline(monkeypatch, "running", lambda config: config.job_timeout)
     single = explore(WayoutServing(1, 1, 1))
     assert single.as_expected, [v.message for v in single.violations]
     result = explore(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""))
