@@ -37,6 +37,14 @@ def found(design: WayoutDesign) -> tuple[list[str], str]:
     return sorted(result.found), result.violations[0].message if result.violations else ""
 
 
+def caught(design: WayoutDesign, needle: str) -> None:
+    """The design breaks safety, and only safety, with ``needle`` in its first
+    violation (in full: every invariant its state breaks)."""
+    props, message = found_all(design)
+    assert props == ["safety"], message
+    assert needle in message, message
+
+
 def found_all(design: WayoutDesign) -> tuple[list[str], str]:
     """The properties broken, and the first violation in full (every invariant its
     state breaks: one fault may break two at once)."""
@@ -79,9 +87,7 @@ def test_an_initialize_timeout_without_a_kill_leaves_a_process_running(
     plant("_child_timeout", no_kill)
     # restarts=3: the core's failure count (the world saw no failure: no kill,
     # no exit) must not back the pool off before the forgotten process shows.
-    props, message = found(design(jobs=1, restarts=3))
-    assert props == ["safety"]
-    assert "still runs, but the core forgot it without killing it" in message
+    caught(design(jobs=1, restarts=3), "still runs, but the core forgot it without killing it")
 
 
 @pytest.mark.parametrize("design", [WayoutDesign, WayoutServing])
@@ -109,17 +115,8 @@ def test_the_correct_core_passes_the_same_small_models() -> None:
 
 def test_a_heartbeat_that_sends_no_ping_blames_healthy_children(
         plant: Callable[[str, Any], None]) -> None:
-    heartbeat = SupervisorCore._heartbeat
-
-    def silent(self: SupervisorCore) -> None:
-        start = len(self._out)
-        heartbeat(self)
-        self._out[start:] = [c for c in self._out[start:] if not isinstance(c, ev.SendPing)]
-
-    plant("_heartbeat", silent)
-    props, message = found(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "killed for ping_timeout, but it had answered every ping" in message
+    plant("_heartbeat", dropping(SupervisorCore._heartbeat, ev.SendPing))
+    caught(WayoutServing(jobs=1), "killed for ping_timeout, but it had answered every ping")
 
 
 def test_a_pong_that_does_not_renew_the_deadline_blames_healthy_children(
@@ -135,9 +132,7 @@ def test_a_pong_that_does_not_renew_the_deadline_blames_healthy_children(
             self._push(child)
 
     plant("_on_pong", not_renewing)
-    props, message = found(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "killed for ping_timeout, but it had answered every ping" in message
+    caught(WayoutServing(jobs=1), "killed for ping_timeout, but it had answered every ping")
 
 
 # --- the world obeys commands: a child is blamed only for a question it was asked ---
@@ -193,9 +188,7 @@ def test_a_legal_message_taken_as_a_protocol_violation_blames_a_healthy_child(
         on_pong(self, e)
 
     plant("_on_pong", busy_pong_is_a_violation)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "killed for protocol, but it sent only what it was asked for" in message
+    caught(WayoutServing(jobs=1), "killed for protocol, but it sent only what it was asked for")
 
 
 # --- availability as reported (ReportAvailability), in both directions ---------------
@@ -203,9 +196,7 @@ def test_a_legal_message_taken_as_a_protocol_violation_blames_a_healthy_child(
 
 def test_availability_never_reported_is_caught(plant: Callable[[str, Any], None]) -> None:
     plant("_reconcile", dropping(SupervisorCore._reconcile, ev.ReportAvailability))
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "with an idle ready child, but it reports nothing" in message
+    caught(WayoutServing(jobs=1), "with an idle ready child, but it reports nothing")
 
 
 def test_a_pool_with_a_ready_child_that_says_unavailable_is_caught(
@@ -219,9 +210,7 @@ def test_a_pool_with_a_ready_child_that_says_unavailable_is_caught(
         return available, reason
 
     plant("_availability", shy)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "with an idle ready child, but it reports unavailable" in message
+    caught(WayoutServing(jobs=1), "with an idle ready child, but it reports unavailable")
 
 
 # --- restart intensity and back-off, in the world's own count ------------------------
@@ -247,15 +236,11 @@ class _NoDoubling(_OtherSettings):
 
 
 def test_a_pool_that_backs_off_one_failure_early_is_caught() -> None:
-    props, message = found_all(_EarlyBackOff(jobs=1))
-    assert props == ["safety"]
-    assert "backed off after 1 failures within restart_window" in message
+    caught(_EarlyBackOff(jobs=1), "backed off after 1 failures within restart_window")
 
 
 def test_a_back_off_delay_that_never_doubles_is_caught() -> None:
-    props, message = found_all(_NoDoubling(jobs=1))
-    assert props == ["safety"]
-    assert "back-off 2 in a row lasts 1.0s" in message
+    caught(_NoDoubling(jobs=1), "back-off 2 in a row lasts 1.0s")
 
 
 def test_a_back_off_that_keeps_its_failures_backs_off_again_at_once(
@@ -268,9 +253,7 @@ def test_a_back_off_that_keeps_its_failures_backs_off_again_at_once(
         self.failures[:] = kept
 
     plant("_pool_timeout", keeping)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "backed off after 0 failures" in message
+    caught(WayoutServing(jobs=1), "backed off after 0 failures")
 
 
 def test_a_ready_child_that_does_not_reset_the_back_off_is_caught(
@@ -283,9 +266,7 @@ def test_a_ready_child_that_does_not_reset_the_back_off_is_caught(
         self.backoff_level = level
 
     plant("_on_ready", remembering)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "back-off 1 in a row lasts 2.0s" in message
+    caught(WayoutServing(jobs=1), "back-off 1 in a row lasts 2.0s")
 
 
 def test_failures_the_core_does_not_count_leave_the_pool_running(
@@ -312,9 +293,7 @@ def test_a_pool_that_stops_spawning_before_its_intensity_is_exceeded_is_caught(
         spawn(self)
 
     plant("_spawn", timid)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "it should start more" in message
+    caught(WayoutServing(jobs=1), "it should start more")
 
 
 # --- the user's calls keep their promises: cancel, drain, close -------------------
@@ -331,9 +310,7 @@ def test_a_cancel_of_a_job_on_its_way_to_a_child_is_bounded(
         on_cancel(self, e)
 
     plant("_on_cancel", deaf)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "after cancel(), past close_timeout" in message
+    caught(WayoutServing(jobs=1), "after cancel(), past close_timeout")
 
 
 def test_a_drain_that_aborts_its_running_jobs_is_caught(
@@ -345,9 +322,8 @@ def test_a_drain_that_aborts_its_running_jobs_is_caught(
             self._enter_closing()
 
     plant("_on_drain", hasty)
-    props, message = found_all(WayoutDesign(jobs=1))
-    assert props == ["safety"]
-    assert "accepted before drain() but failed PoolClosed before drain_timeout" in message
+    caught(WayoutDesign(jobs=1),
+           "accepted before drain() but failed PoolClosed before drain_timeout")
 
 
 def test_a_close_ignored_during_a_drain_is_caught(plant: Callable[[str, Any], None]) -> None:
@@ -358,9 +334,8 @@ def test_a_close_ignored_during_a_drain_is_caught(plant: Callable[[str, Any], No
             on_close(self, e)
 
     plant("_on_close", later)
-    props, message = found_all(WayoutDesign(jobs=1))
-    assert props == ["safety"]
-    assert "after close() or the drain's end, past close_timeout + kill_timeout" in message
+    caught(WayoutDesign(jobs=1),
+           "after close() or the drain's end, past close_timeout + kill_timeout")
 
 
 def test_a_draining_pool_that_dispatches_nothing_is_caught(
@@ -378,9 +353,7 @@ def test_a_draining_pool_that_dispatches_nothing_is_caught(
         self.queue = held
 
     plant("_reconcile", idle)
-    props, message = found_all(WayoutDesign(jobs=1))
-    assert props == ["safety"]
-    assert "waits in the queue while a ready child is idle" in message
+    caught(WayoutDesign(jobs=1), "waits in the queue while a ready child is idle")
 
 
 def test_availability_claimed_on_a_spawn_that_no_longer_works_is_caught(
@@ -393,9 +366,8 @@ def test_availability_claimed_on_a_spawn_that_no_longer_works_is_caught(
         self.spawn_proven = proven
 
     plant("_record_failure", hopeful)
-    props, message = found_all(WayoutServing(jobs=1))
-    assert props == ["safety"]
-    assert "no child has become ready since the last failure, but it reports available" in message
+    caught(WayoutServing(jobs=1),
+           "no child has become ready since the last failure, but it reports available")
 
 
 def test_a_pong_that_crossed_a_stop_must_not_break_the_core(
@@ -407,6 +379,4 @@ def test_a_pong_that_crossed_a_stop_must_not_break_the_core(
 
     plant("_on_pong", any_state)
     assert found(WayoutServing(jobs=1)) == ([], "")  # the default world reduces it away
-    props, message = found_all(WayoutServing(jobs=1, stale_pongs=True))
-    assert props == ["safety"]
-    assert "the core raised" in message
+    caught(WayoutServing(jobs=1, stale_pongs=True), "the core raised")
