@@ -103,14 +103,15 @@ def test_a_child_silent_after_the_re_probe_is_killed_while_the_parent_listens() 
 
 
 def test_lateness_within_stall_grace_is_ordinary_latency() -> None:
-    # An ack deadline that passed 0.5 s before the core was driven (stall_grace 1 s):
-    # no stall, the deadline judges.
+    # An ack deadline that passed 0.9 s before the core was driven (stall_threshold
+    # 1 s, the default: min(1, (ping_timeout - ping_interval) / 2)): no stall, the
+    # deadline judges.
     s = Script(PoolConfig(num_idle=1, max_children=2))
+    assert s.core.config.stall_threshold == 1.0
     s.warm(0, 0.1)
     s(ev.Submit(0.2, 0))  # dispatched to child 0, no ack ever
-    for child in s.core.children:
-        if child != 0:
-            s.warm(child, 0.2)
+    assert set(s.core.children) == {0, 1}  # child 1 replaces the busy one as idle
+    s.warm(1, 0.2)
     # Ordinary drives up to the ack deadline (5.2 s), then one 0.9 s late.
     listen(s, 5.1)
     ack_deadline = s.core.jobs[0].deadline
