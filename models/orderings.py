@@ -118,10 +118,6 @@ def pattern(values: dict[str, float], terms: Sequence[Term]) -> tuple[int, ...]:
 Pattern = tuple[int, tuple[int, ...]]
 
 
-def _patterns(values: dict[str, float], all_targets: Sequence[Target]) -> frozenset[Pattern]:
-    return frozenset((i, pattern(values, t.terms)) for i, t in enumerate(all_targets))
-
-
 def _valid(values: dict[str, float]) -> bool:
     """Whether PoolConfig accepts these durations (its own rules decide, not a copy here)."""
     settings: dict[str, Any] = {n: values[n] for n in DURATIONS}
