@@ -111,9 +111,21 @@ class _Work(cf.Future[Any]):
         self.handle: JobHandle | None = None
         #: (job id, outcome) of a future settled on the loop thread, until unpickled.
         self._raw: tuple[int, ev.Outcome] | None = None
+        #: Whether cancel() told this future's waiters (once: a second notify raises).
+        self._notified = False
 
     def cancel(self) -> bool:
         cancelled = super().cancel()
+        if cancelled:
+            # CANCELLED -> CANCELLED_AND_NOTIFIED: wait() and as_completed() see a
+            # cancelled future only then (PPE's manager thread does this for its
+            # own). Here, once, under the future's lock: every other call of
+            # set_running_or_notify_cancel() is made under it too, and only on a
+            # future that is not done, so none meets a CANCELLED one.
+            with self._condition:
+                first, self._notified = not self._notified, True
+                if first:
+                    self.set_running_or_notify_cancel()  # returns False, wakes the waiters
         executor = self._executor()
         if cancelled and executor is not None:
             executor._cancelled(self)
@@ -492,8 +504,8 @@ class Executor(cf.Executor):
                 and command.dest == "running"):
             work = self._in_pool.get(command.ident)
             if work is not None:
-                # No user code runs here: a cancelled future only notifies its
-                # waiters (cancel() ran its callbacks in the caller's thread).
+                # No user code runs here: this only moves a future that is not
+                # done to RUNNING (cancel() ran its callbacks in its caller's thread).
                 with work._condition:
                     if not work.running() and not work.done():
                         work.set_running_or_notify_cancel()
@@ -565,10 +577,11 @@ class Executor(cf.Executor):
 
     def _deliver(self, box: list[Any]) -> None:
         work, outcome, error = box.pop()
-        if work.done():
-            return
-        if not work.running() and not work.set_running_or_notify_cancel():
-            return  # cancelled meanwhile
+        with work._condition:  # atomic with cancel(), as in _on_command and _finish
+            if work.done():
+                return  # cancelled (cancel() notified its waiters), or set already
+            if not work.running():
+                work.set_running_or_notify_cancel()
         handle, work.handle = work.handle, None
         if error is None:
             assert isinstance(outcome, ev.Outcome) and handle is not None

@@ -235,6 +235,51 @@ def test_shutdown_cancels_pending_futures_and_refuses_new_ones(
 
 
 @pytest.mark.timeout(120)
+def test_a_cancelled_future_wakes_wait_and_as_completed(tmp_path: Path, no_leaks: None) -> None:
+    # cf.wait() and as_completed() see a cancelled future only once it is
+    # CANCELLED_AND_NOTIFIED; cancel() alone makes it CANCELLED. The waits are
+    # bounded, so that they fail rather than hang if nobody notifies; the ones
+    # on cancelled futures alone need no time at all (cancel() notifies in
+    # the thread that calls it), and the held job must still be there to
+    # release (job_timeout).
+    started, go = tmp_path / "started", tmp_path / "go"
+    os.mkfifo(started)
+    os.mkfifo(go)
+
+    def release() -> None:
+        with open(go, "wb") as fifo:
+            fifo.write(b"go")
+
+    with executor(workers=1) as ex:
+        held = ex.submit(chf.say_started_then_wait, str(started), str(go))
+        handed = ex.submit(chf.add, 1, 1)  # in the pool, behind the held job
+        pending = [ex.submit(chf.add, i, i) for i in range(3)]  # in the executor
+        with open(started, "rb") as fifo:  # the one child is held: nothing else runs
+            assert fifo.read() == b"!"
+        try:
+            assert handed.cancel() and pending[-1].cancel()
+            done, not_done = cf.wait([handed, pending[-1]], timeout=0)
+            assert not not_done
+        finally:
+            release()
+        everything = [held, handed, *pending]
+        assert len(list(cf.as_completed(everything, timeout=TIMEOUT))) == 5
+        assert [f.result(0) for f in (held, *pending[:-1])] == ["go", 0, 2]
+        # shutdown(cancel_futures=True) cancels the ones waiting in the executor.
+        held = ex.submit(chf.say_started_then_wait, str(started), str(go))
+        queued = [ex.submit(chf.add, i, i) for i in range(3)]  # one handed, two pending
+        with open(started, "rb") as fifo:
+            assert fifo.read() == b"!"
+        try:
+            ex.shutdown(wait=False, cancel_futures=True)
+            done, not_done = cf.wait(queued[1:], timeout=0)
+            assert not not_done and all(f.cancelled() for f in done)
+        finally:
+            release()
+        assert held.result(TIMEOUT) == "go" and queued[0].result(TIMEOUT) == 0
+
+
+@pytest.mark.timeout(120)
 def test_map_is_lazy_and_bounded(no_leaks: None) -> None:
     with executor() as ex:
         results = ex.map(chf.add, itertools.count(), itertools.count(), max_in_flight=3)
