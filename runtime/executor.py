@@ -343,12 +343,7 @@ class Executor(cf.Executor):
         if timeout is not None:
             job_timeout(self._config, timeout)
         with self._lock:
-            if self._broken is not None:
-                raise BrokenProcessPool(self._broken)
-            if self._shutdown:
-                raise PoolClosed("cannot schedule new futures after shutdown")
-            if _global_shutdown:
-                raise PoolClosed("cannot schedule new futures after interpreter shutdown")
+            self._refuse_if_closed()
         try:
             payload = pickle_job(fn, args, kwargs, self._config.max_message_bytes,
                                  self._pool._dumps)
@@ -361,6 +356,11 @@ class Executor(cf.Executor):
         # handed job is past shutdown(cancel_futures=True), as a job in PPE's
         # call queue is, whenever the loop thread gets to run.
         with self._lock:
+            # Again, where the job is counted: a shutdown() while it was pickled
+            # may have stopped the loop (nothing was counted), which would drop
+            # this hand-over and leave its future unsettled for good. Once
+            # counted, the loop cannot stop before the job settles.
+            self._refuse_if_closed()
             handed = self._handed < self._in_pool_limit
             if handed:
                 self._handed += 1
@@ -369,6 +369,15 @@ class Executor(cf.Executor):
         if handed:
             self._call_soon(lambda: self._hand(work))
         return work
+
+    def _refuse_if_closed(self) -> None:
+        """Refuse a new job once the executor is broken or shut down (under _lock)."""
+        if self._broken is not None:
+            raise BrokenProcessPool(self._broken)
+        if self._shutdown:
+            raise PoolClosed("cannot schedule new futures after shutdown")
+        if _global_shutdown:
+            raise PoolClosed("cannot schedule new futures after interpreter shutdown")
 
     def _map(self, fn: Callable[..., Any], iterables: tuple[Iterable[Any], ...],
              timeout: float | None, chunksize: int, max_in_flight: int | None,

@@ -279,6 +279,28 @@ def test_a_cancelled_future_wakes_wait_and_as_completed(tmp_path: Path, no_leaks
         assert held.result(TIMEOUT) == "go" and queued[0].result(TIMEOUT) == 0
 
 
+class _ShutsDownWhenPickled:
+    """An argument whose pickling, in submit()'s thread, shuts the executor down."""
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # wait=True: the loop thread has stopped (no job was counted) by the
+        # time submit() goes on to hand this one over.
+        self.ex.shutdown(wait=True)
+        return (int, (7,))
+
+
+@pytest.mark.timeout(120)
+def test_a_submit_that_meets_a_shutdown_while_it_pickles_is_refused(no_leaks: None) -> None:
+    ex = executor(workers=1)
+    assert ex.submit(chf.add, 1, 1).result(TIMEOUT) == 2
+    # Accepted, it would be handed to a loop that is gone: a future that never settles.
+    with pytest.raises(PoolClosed):
+        ex.submit(chf.echo, _ShutsDownWhenPickled(ex))
+
+
 @pytest.mark.timeout(120)
 def test_map_is_lazy_and_bounded(no_leaks: None) -> None:
     with executor() as ex:
