@@ -113,6 +113,26 @@ class _Work(cf.Future[Any]):
         self._raw: tuple[int, ev.Outcome] | None = None
         #: Whether cancel() told this future's waiters (once: a second notify raises).
         self._notified = False
+        #: The value decoded from ``_raw``, or the error decoding it raised: the
+        #: executor's own, not cf.Future's (whose result stays _UNDECODED).
+        self._decoded: Any = _UNDECODED
+        self._decode_error: BaseException | None = None
+
+    # The only private parts of concurrent.futures.Future read here (both
+    # there since 3.2; none is written): its lock, so that the executor's
+    # moves of a future (to RUNNING, CANCELLED_AND_NOTIFIED, set) are atomic
+    # with the user's cancel(), and whether a done-callback was added, which
+    # decides, under that lock, where a future is set (the loop thread's fast
+    # path is only for one with no callback, as no callback may run there).
+
+    @property
+    def lock(self) -> threading.Condition:
+        """The future's own lock (every state change of cf.Future is made under it)."""
+        return self._condition
+
+    def has_callbacks(self) -> bool:
+        """Whether a done-callback was added (meaningful under ``lock``)."""
+        return bool(self._done_callbacks)  # type: ignore[attr-defined]
 
     def cancel(self) -> bool:
         cancelled = super().cancel()
@@ -122,7 +142,7 @@ class _Work(cf.Future[Any]):
             # own). Here, once, under the future's lock: every other call of
             # set_running_or_notify_cancel() is made under it too, and only on a
             # future that is not done, so none meets a CANCELLED one.
-            with self._condition:
+            with self.lock:
                 first, self._notified = not self._notified, True
                 if first:
                     self.set_running_or_notify_cancel()  # returns False, wakes the waiters
@@ -144,7 +164,8 @@ class _Work(cf.Future[Any]):
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         error = super().exception(timeout)
-        if error is None and self._result is _UNDECODED:
+        # Finished with no exception: result(0) does not wait.
+        if error is None and super().result(0) is _UNDECODED:
             try:
                 self._decode()
             except BaseException as exc:
@@ -152,21 +173,17 @@ class _Work(cf.Future[Any]):
         return error
 
     def _decode(self) -> Any:
-        with self._condition:  # once, whichever threads ask at the same time
-            if self._result is not _UNDECODED:
-                if self._exception is not None:
-                    raise self._exception
-                return self._result
-            assert self._raw is not None
-            job_id, outcome = self._raw
-            self._raw = None
-            try:
-                self._result = outcome_value(job_id, outcome)
-            except BaseException as exc:
-                self._result = None
-                self._exception = exc
-                raise
-            return self._result
+        with self.lock:  # once, whichever threads ask at the same time
+            if self._raw is not None:
+                job_id, outcome = self._raw
+                self._raw = None
+                try:
+                    self._decoded = outcome_value(job_id, outcome)
+                except BaseException as exc:
+                    self._decode_error = exc
+            if self._decode_error is not None:
+                raise self._decode_error
+            return self._decoded
 
 
 class _Undecoded:
@@ -515,7 +532,7 @@ class Executor(cf.Executor):
             if work is not None:
                 # No user code runs here: this only moves a future that is not
                 # done to RUNNING (cancel() ran its callbacks in its caller's thread).
-                with work._condition:
+                with work.lock:
                     if not work.running() and not work.done():
                         work.set_running_or_notify_cancel()
 
@@ -532,8 +549,8 @@ class Executor(cf.Executor):
         # callbacks goes to the result thread, which runs them.
         # Only a value: a failure is set by the result thread as an exception,
         # so that waiters (wait(FIRST_EXCEPTION), as_completed) see it as one.
-        with work._condition:
-            here = outcome.state == "done" and not work._done_callbacks  # type: ignore[attr-defined]
+        with work.lock:
+            here = outcome.state == "done" and not work.has_callbacks()
             if here and not work.done() and (
                     work.running() or work.set_running_or_notify_cancel()):
                 work.handle = None
@@ -586,7 +603,7 @@ class Executor(cf.Executor):
 
     def _deliver(self, box: list[Any]) -> None:
         work, outcome, error = box.pop()
-        with work._condition:  # atomic with cancel(), as in _on_command and _finish
+        with work.lock:  # atomic with cancel(), as in _on_command and _finish
             if work.done():
                 return  # cancelled (cancel() notified its waiters), or set already
             if not work.running():
@@ -605,9 +622,8 @@ class Executor(cf.Executor):
         # reference frees the value (PPE's manager thread leaves a moment
         # when it still does). With callbacks, it is set outside the lock, so
         # that a callback may wait for another thread that reads the future.
-        condition = work._condition  # concurrent.futures.Future's, since 3.2
-        with condition:
-            quiet = not work._done_callbacks
+        with work.lock:
+            quiet = not work.has_callbacks()
             if quiet:
                 _settle(work, box, error)
                 del work, error

@@ -146,6 +146,13 @@ def test_pickling_errors_and_base_exceptions_land_in_the_future(
         for how in ("exit", "interrupt"):
             with pytest.raises(JobFailed, match="cannot be unpickled"):
                 ex.submit(chf.return_exploding, how).result(TIMEOUT)
+            # exception() returns the same failure, first or after result().
+            exploding = ex.submit(chf.return_exploding, how)
+            error = exploding.exception(TIMEOUT)
+            assert isinstance(error, JobFailed) and "cannot be unpickled" in str(error)
+            with pytest.raises(JobFailed) as again:
+                exploding.result(0)
+            assert again.value is error and exploding.exception(0) is error
         with pytest.raises(JobFailed):  # a SystemExit in the job is the job's failure
             ex.submit(chf.exit_job, 3).result(TIMEOUT)
         assert ex.submit(chf.add, 1, 2).result(TIMEOUT) == 3
