@@ -323,14 +323,29 @@ class Executor(cf.Executor):
         """The pool's ``PoolStatus``, read on its loop (from any thread).
 
         ``timeout`` bounds the wait for the loop (``TimeoutError``): a caller
-        that must not block, such as a Dask worker's heartbeat, sets one.
+        that must not block, such as a Dask worker's heartbeat, sets one. A
+        request that timed out is withdrawn: the loop does not read it later.
         """
-        async def read() -> PoolStatus:
-            return self._pool.status()
+        answer: cf.Future[PoolStatus] = cf.Future()
+
+        def read() -> None:
+            # A plain callback, not a task: one withdrawn (cancelled) before
+            # the loop got to it costs the loop nothing.
+            if answer.set_running_or_notify_cancel():
+                try:
+                    answer.set_result(self._pool.status())
+                except Exception as exc:  # the caller's, not the loop's
+                    answer.set_exception(exc)
+
         try:
-            return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout)
+            self._loop.call_soon_threadsafe(read)
         except RuntimeError:  # the loop is closed: the executor was shut down
             return self._pool.status()
+        try:
+            return answer.result(timeout)
+        except TimeoutError:
+            answer.cancel()
+            raise
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Accept no more jobs; let the submitted ones finish (or cancel the pending

@@ -309,6 +309,28 @@ def test_a_submit_that_meets_a_shutdown_while_it_pickles_is_refused(no_leaks: No
 
 
 @pytest.mark.timeout(120)
+def test_a_status_request_that_timed_out_is_not_served_later(no_leaks: None) -> None:
+    with executor(workers=1) as ex:
+        served: list[int] = []
+        status = ex._pool.status
+
+        def counted() -> Any:
+            served.append(1)
+            return status()
+
+        ex._pool.status = counted  # type: ignore[method-assign]
+        gate = threading.Event()
+        ex._loop.call_soon_threadsafe(gate.wait)  # the loop is busy until the gate opens
+        try:
+            with pytest.raises(TimeoutError):
+                ex.status(timeout=0)
+        finally:
+            gate.set()
+        ex.status()  # queued behind the first: the loop got to both
+        assert served == [1]
+
+
+@pytest.mark.timeout(120)
 def test_map_is_lazy_and_bounded(no_leaks: None) -> None:
     with executor() as ex:
         results = ex.map(chf.add, itertools.count(), itertools.count(), max_in_flight=3)
