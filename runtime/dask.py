@@ -177,11 +177,15 @@ def _add_forkserver_preload(modules: tuple[str, ...]) -> None:
     multiprocessing.forkserver.set_forkserver_preload([*current, *missing])
 
 
-def _available(executor: cf.Executor) -> bool | None:
+async def _available(executor: cf.Executor) -> bool | None:
     """Whether the pool can take a job now; None for an executor that cannot say."""
     if not isinstance(executor, Executor):
         return None
     try:
-        return executor.status(timeout=STATUS_TIMEOUT).available
+        # In a thread, not on the worker's event loop, which waiting for the
+        # pool's loop would stall (every comm and task of the worker) for up
+        # to STATUS_TIMEOUT; Worker.get_metrics awaits an awaitable metric.
+        status = await asyncio.to_thread(executor.status, timeout=STATUS_TIMEOUT)
     except TimeoutError:
         return False
+    return status.available

@@ -28,9 +28,9 @@ def pool_pids(name: str, dask_worker: Any) -> list[int]:
     return sorted(dask_worker.executors[name].status().pids.values())
 
 
-def pool_available(name: str, dask_worker: Any) -> Any:
-    """What the worker's heartbeat would report for pool ``name``."""
-    return dask_worker.metrics[f"{name}.available"](dask_worker)
+async def pool_available(name: str, dask_worker: Any) -> Any:
+    """What the worker's heartbeat would report for pool ``name`` (client.run awaits it)."""
+    return await dask_worker.metrics[f"{name}.available"](dask_worker)
 
 
 def scheduler_metric(address: str, key: str, dask_scheduler: Any) -> Any:

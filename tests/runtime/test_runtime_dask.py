@@ -9,9 +9,13 @@ ProcessPoolExecutor in the same plugin, side by side.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import itertools
+import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -24,8 +28,9 @@ import psutil
 import pytest
 
 from fsm.errors import ConfigError
-from runtime.dask import WayoutPlugin
+from runtime.dask import WayoutPlugin, _available
 from runtime.errors import ChildDied, JobTimeout
+from runtime.executor import Executor
 
 _names = itertools.count()
 
@@ -140,6 +145,25 @@ def test_the_worker_reports_whether_its_pool_can_take_a_task(client: Any) -> Non
     # The same value goes to the scheduler with each heartbeat.
     metric = functools.partial(dask_funcs.scheduler_metric, workers[0], f"{name}.available")
     _eventually(lambda: client.run_on_scheduler(metric), True)
+
+
+def test_the_availability_metric_waits_off_the_workers_event_loop() -> None:
+    released = threading.Event()
+
+    class Waits(Executor):
+        def __init__(self) -> None:  # no pool: only status() is asked
+            pass
+
+        def status(self, timeout: float | None = None) -> Any:
+            # The gate is opened by the event loop: only if it runs meanwhile.
+            return types.SimpleNamespace(available=released.wait(60))
+
+    async def heartbeat() -> Any:
+        asyncio.get_running_loop().call_soon(released.set)
+        metric = _available(Waits())
+        return await metric if inspect.isawaitable(metric) else metric  # as get_metrics does
+
+    assert asyncio.run(heartbeat()) is True
 
 
 def test_the_pool_is_closed_with_its_plugin_and_every_child_reaped(client: Any) -> None:
