@@ -46,13 +46,16 @@ What the plugin does on each worker, and why:
   metrics: ``client.scheduler_info()["workers"][addr]["metrics"]
   [NAME + ".available"]`` is ``True`` when the pool can take a job now,
   ``False`` when it cannot (every child busy or restarting, restarts backing
-  off, or the pool did not answer within a second). The worker's own
+  off, or the pool did not answer within a second; the wait for that answer
+  is in a thread, not on the worker's event loop). The worker's own
   ``status`` (running, paused...) is left alone: it is worker-wide, and
   pausing a worker for one executor would stop its other tasks too.
 * **Close.** The pool is shut down when the worker closes or the plugin is
-  removed (``teardown``): queued tasks are cancelled, running ones are told to
-  cancel and their children killed past ``close_timeout``; the wait happens in
-  a thread, not on the worker's event loop.
+  removed (``teardown``): tasks waiting in the executor are cancelled, the ones
+  handed to the pool (running, or next in line for a child) finish or reach
+  ``job_timeout`` (with ``job_timeout=None`` a hung task holds the worker's
+  close), then every child is reaped; the wait happens in a thread, not on
+  the worker's event loop.
 
 ``distributed`` is imported only by this module; the rest of ``runtime``
 does not need it.
