@@ -78,6 +78,7 @@ from fsm.config import PoolConfig
 from fsm.errors import ConfigError
 from runtime.child import _JobCancelled
 from runtime.executor import Executor
+from runtime.process import add_forkserver_preload
 
 __all__ = ["DaskWorkerExecutor", "WayoutPlugin"]
 
@@ -169,15 +170,11 @@ def _allow_children() -> None:
 
 
 def _add_forkserver_preload(modules: tuple[str, ...]) -> None:
-    server = multiprocessing.forkserver._forkserver
-    current = list(getattr(server, "_preload_modules", ["__main__"]))
-    missing = [m for m in modules if m not in current]
-    if not missing:
-        return
-    if getattr(server, "_forkserver_pid", None) is not None:
+    missing = add_forkserver_preload(modules)
+    server = multiprocessing.forkserver._forkserver  # no public getter of its pid
+    if missing and getattr(server, "_forkserver_pid", None) is not None:
         log.warning("wayout: the forkserver runs already; %s not preloaded (each child "
                     "imports them on its first task)", ", ".join(missing))
-    multiprocessing.forkserver.set_forkserver_preload([*current, *missing])
 
 
 async def _available(executor: cf.Executor) -> bool | None:

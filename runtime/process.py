@@ -37,7 +37,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -135,6 +135,24 @@ def kill_forkserver(reason: str) -> int | None:
     return pid
 
 
+def forkserver_preload() -> list[str]:
+    """The modules multiprocessing's forkserver preloads (its default: the main module)."""
+    server = multiprocessing.forkserver._forkserver  # no public getter
+    return list(getattr(server, "_preload_modules", ["__main__"]))
+
+
+def add_forkserver_preload(modules: Iterable[str]) -> list[str]:
+    """Append ``modules`` to multiprocessing's forkserver preload; return the ones it lacked.
+
+    Only a forkserver started afterwards preloads them.
+    """
+    current = forkserver_preload()
+    missing = [m for m in modules if m not in current]
+    if missing:
+        multiprocessing.forkserver.set_forkserver_preload([*current, *missing])
+    return missing
+
+
 def ensure_forkserver() -> None:
     """Start multiprocessing's forkserver, if it is not running, deaf to SIGINT and SIGTERM.
 
@@ -150,10 +168,9 @@ def ensure_forkserver() -> None:
     # The tracker first: starting it unblocks these signals afterwards.
     multiprocessing.resource_tracker.ensure_running()
     # runtime.forkserver_preload unblocks them again in every forked child.
+    add_forkserver_preload([_PRELOAD])
+    preload = forkserver_preload()
     server = multiprocessing.forkserver._forkserver
-    preload = list(getattr(server, "_preload_modules", ["__main__"]))
-    if _PRELOAD not in preload:
-        multiprocessing.forkserver.set_forkserver_preload([*preload, _PRELOAD])
     with _ensure_lock:
         # The main module, for runtime.forkserver_preload to import once (see
         # there); only when a forkserver is about to start, not at every spawn:
