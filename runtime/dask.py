@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -74,10 +73,9 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from fsm.config import PoolConfig
 from fsm.errors import ConfigError
 from runtime.child import _JobCancelled
-from runtime.executor import Executor
+from runtime.executor import Executor, check_max_workers, pool_config
 from runtime.process import add_forkserver_preload
 
 __all__ = ["DaskWorkerExecutor", "WayoutPlugin"]
@@ -126,15 +124,14 @@ class WayoutPlugin(WorkerPlugin):
                  preload: Iterable[str] = (),
                  executor_factory: Callable[[int, dict[str, Any]], cf.Executor] | None = None,
                  **settings: Any) -> None:
-        if not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"WayoutPlugin: max_workers must be an int >= 1, not {max_workers!r}")
+        check_max_workers(max_workers)
         if executor_factory is None:
-            try:
-                dataclasses.replace(PoolConfig(), max_children=max_workers,
-                                    num_idle=max_workers, **settings)
-            except TypeError as exc:  # an unknown keyword
-                raise ConfigError(f"WayoutPlugin: {exc}; the settings are PoolConfig's "
-                                  "fields") from exc
+            # max_workers sets both: the same field twice would be ambiguous.
+            twice = sorted({"max_children", "num_idle"} & settings.keys())
+            if twice:
+                raise ConfigError(f"WayoutPlugin: {', '.join(twice)} is set by max_workers")
+            pool_config(None, {**settings, "max_children": max_workers,
+                               "num_idle": max_workers}, "WayoutPlugin")
         self.name = name
         self.idempotent = False
         self.max_workers = max_workers

@@ -93,6 +93,23 @@ def _result_or_cancel(future: cf.Future[Any], end: float | None) -> Any:
         del future
 
 
+def check_max_workers(max_workers: object) -> None:
+    """Refuse a ``max_workers`` that is not an int >= 1 (ValueError, as ProcessPoolExecutor)."""
+    if not isinstance(max_workers, int) or max_workers <= 0:
+        raise ValueError(f"max_workers must be greater than 0 (an int), not {max_workers!r}")
+
+
+def pool_config(base: PoolConfig | None, changes: dict[str, Any], who: str) -> PoolConfig:
+    """``base`` (default: ``PoolConfig()``) with ``changes``, checked by PoolConfig.
+
+    A key that is not a PoolConfig field is a ``ConfigError`` that names ``who``.
+    """
+    try:
+        return dataclasses.replace(base if base is not None else PoolConfig(), **changes)
+    except TypeError as exc:  # an unknown keyword
+        raise ConfigError(f"{who}: {exc}; the settings are PoolConfig's fields") from exc
+
+
 class _Work(cf.Future[Any]):
     """The future of one submitted job, which is also its work item.
 
@@ -240,8 +257,7 @@ class Executor(cf.Executor):
     ) -> None:
         changes: dict[str, Any] = dict(settings)
         if max_workers is not None:
-            if not isinstance(max_workers, int) or max_workers <= 0:
-                raise ValueError("max_workers must be greater than 0")
+            check_max_workers(max_workers)
             changes.setdefault("max_children", max_workers)
             changes.setdefault("num_idle", max_workers)
         elif config is None:
@@ -260,11 +276,7 @@ class Executor(cf.Executor):
             if not isinstance(max_tasks_per_child, int) or max_tasks_per_child < 1:
                 raise ValueError("max_tasks_per_child must be >= 1")
             changes["max_jobs_per_child"] = max_tasks_per_child
-        base = config if config is not None else PoolConfig()
-        try:
-            self._config = dataclasses.replace(base, **changes)
-        except TypeError as exc:  # an unknown keyword
-            raise ConfigError(f"Executor: {exc}; the settings are PoolConfig's fields") from exc
+        self._config = pool_config(config, changes, "Executor")
         self._pool = Pool(self._config)  # refuses an unpicklable initializer here
         self._max_workers = self._config.max_children
         self._in_pool_limit = _IN_POOL_PER_WORKER * self._config.max_children

@@ -89,6 +89,8 @@ def test_the_plugin_refuses_bad_settings_in_the_client() -> None:
         WayoutPlugin(memory_limit_mb=-1)
     with pytest.raises(ConfigError, match="PoolConfig's fields"):
         WayoutPlugin(no_such_setting=1)
+    with pytest.raises(ConfigError, match="max_children"):  # max_workers sets it
+        WayoutPlugin(max_workers=2, max_children=3)
 
 
 def test_wayout_fails_only_the_crashed_tasks_and_every_other_task_completes(client: Any) -> None:
