@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import dataclasses
-import functools
 import itertools
 import logging
 import os
@@ -532,7 +531,13 @@ class Executor(cf.Executor):
         work.handle = handle
         work.payload = None  # the pool has it
         self._in_pool[handle.id] = work
-        handle._future.add_done_callback(functools.partial(self._settled, handle.id))
+        job_id = handle.id
+
+        def settled(done: asyncio.Future[ev.Outcome]) -> None:
+            # A job the core's SettleJob did not deliver (the pool closed) settles here.
+            self._job_settled(job_id, done.result())
+
+        handle._future.add_done_callback(settled)
 
     def _release(self) -> None:
         """One handed job is over (loop thread): hand the next pending ones."""
@@ -550,9 +555,7 @@ class Executor(cf.Executor):
         if type(command) is ev.SettleJob:
             # The outcome as the core decides it, in the driver's own step: a
             # loop iteration before the handle's callback would deliver it.
-            work = self._in_pool.pop(command.job, None)
-            if work is not None:
-                self._finish(work, command.job, command.outcome)
+            self._job_settled(command.job, command.outcome)
         elif (type(command) is ev.Transitioned and command.kind == "job"
                 and command.dest == "running"):
             work = self._in_pool.get(command.ident)
@@ -563,11 +566,11 @@ class Executor(cf.Executor):
                     if not work.running() and not work.done():
                         work.set_running_or_notify_cancel()
 
-    def _settled(self, job_id: int, done: asyncio.Future[ev.Outcome]) -> None:
-        """The handle's callback: a job the core's SettleJob did not deliver (pool closed)."""
+    def _job_settled(self, job_id: int, outcome: ev.Outcome) -> None:
+        """A job settled (loop thread): the first of its two reports finishes it."""
         work = self._in_pool.pop(job_id, None)
         if work is not None:
-            self._finish(work, job_id, done.result())
+            self._finish(work, job_id, outcome)
 
     def _finish(self, work: _Work, job_id: int, outcome: ev.Outcome) -> None:
         # A future nobody added a callback to is settled here, under its lock
