@@ -133,19 +133,18 @@ class WayoutPlugin(WorkerPlugin):
             pool_config(None, {**settings, "max_children": max_workers,
                                "num_idle": max_workers}, "WayoutPlugin")
         self.name = name
-        self.idempotent = False
         self.max_workers = max_workers
         self.preload = tuple(preload)
         self.settings = dict(settings)
         self.executor_factory = executor_factory
 
     def setup(self, worker: Any) -> None:
-        if self.executor_factory is None:
+        factory = self.executor_factory
+        if factory is None:
             _allow_children()
             _add_forkserver_preload((__name__, *self.preload))
-            executor = _default_factory(self.max_workers, dict(self.settings))
-        else:
-            executor = self.executor_factory(self.max_workers, dict(self.settings))
+            factory = _default_factory
+        executor = factory(self.max_workers, dict(self.settings))
         worker.executors[self.name] = executor
         worker.metrics[f"{self.name}.available"] = (
             lambda _worker, executor=executor: _available(executor))
