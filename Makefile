@@ -73,6 +73,10 @@ cpython-testsuite: $(STAMP)
 	fi
 
 test: setup
+	@# tests/runtime/test_runtime_dask.py skips itself without the dask extra (a
+	@# plain `pytest` without it still collects); here a skip is not a pass.
+	@$(BIN)/python -c 'import dask, distributed' 2>/dev/null \
+	  || { echo "make test runs the Dask tests, but dask/distributed is not installed in $(VENV) (the dask extra)"; exit 1; }
 	$(BIN)/pytest -q -m "not slow"
 	$(MAKE) --no-print-directory lint
 	@# CPython's executor tests against runtime.Executor, a bounded slice under
