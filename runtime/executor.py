@@ -287,8 +287,11 @@ class Executor(cf.Executor):
         self._in_pool: dict[int, _Work] = {}
         self._early: list[_Work] = []
         self._started = False
-        # Under _lock: jobs handed to the loop thread and not settled yet.
+        # Under _lock: jobs handed to the loop thread and not settled yet, and
+        # those of them the loop thread has not submitted to the pool yet (a
+        # failing loop must still settle them: _break).
         self._handed = 0
+        self._handing: set[_Work] = set()
         self._results: queue.SimpleQueue[tuple[_Work, Any, BaseException | None] | None] = (
             queue.SimpleQueue())
         self._loop = asyncio.new_event_loop()
@@ -407,6 +410,7 @@ class Executor(cf.Executor):
             handed = self._handed < self._in_pool_limit
             if handed:
                 self._handed += 1
+                self._handing.add(work)
             else:
                 self._pending.append(work)
         if handed:
@@ -478,11 +482,21 @@ class Executor(cf.Executor):
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
+        main = self._loop.create_task(self._main())
         try:
-            self._loop.run_until_complete(self._main())
+            self._loop.run_until_complete(main)
         except BaseException as exc:
             log.exception("wayout executor: its pool failed")
             self._break(f"the executor's pool failed ({type(exc).__name__}: {exc})")
+            if not main.done():
+                # The loop stopped under the pool (a BaseException out of one
+                # of its callbacks): _main's own ending closes the pool, so
+                # that no child outlives the executor.
+                self._stop.set()
+                try:
+                    self._loop.run_until_complete(main)
+                except BaseException:
+                    log.exception("wayout executor: its pool could not be closed")
         finally:
             self._loop.close()
             self._results.put(None)
@@ -518,7 +532,10 @@ class Executor(cf.Executor):
         if not self._started:
             self._early.append(work)
             return
-        if work.cancelled():
+        with self._lock:
+            self._handing.discard(work)
+            broken = self._broken is not None  # _break settled it already
+        if broken or work.cancelled():
             self._release()
             return
         try:
@@ -547,6 +564,7 @@ class Executor(cf.Executor):
             while self._pending and self._handed < self._in_pool_limit:
                 moved.append(self._pending.popleft())
                 self._handed += 1
+            self._handing.update(moved)
         for work in moved:
             self._hand(work)
         self._check_stop()
@@ -605,10 +623,12 @@ class Executor(cf.Executor):
             self._stop.set()
 
     def _break(self, reason: str) -> None:
+        """Refuse new jobs, and settle every job the pool will not get."""
         with self._lock:
             self._broken = reason
-            left = list(self._pending)
+            left = [*self._pending, *self._handing]
             self._pending.clear()
+            self._handing.clear()
         for work in left:
             self._results.put((work, None, BrokenProcessPool(reason)))
 

@@ -381,3 +381,28 @@ def test_the_executor_drains_at_interpreter_exit(tmp_path: Path) -> None:
                           timeout=TIMEOUT, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["done 0.2"]
+
+
+@pytest.mark.timeout(120)
+def test_jobs_handed_when_the_loop_fails_break_and_no_child_outlives_it(no_leaks: None) -> None:
+    # The loop thread fails (a BaseException out of one of its callbacks stops
+    # run_until_complete) while three submissions wait to be handed to the pool:
+    # each must end BrokenProcessPool, not wait for ever, and the pool's
+    # children must still be reaped.
+    ex = executor(workers=1)
+    assert ex.submit(chf.add, 1, 1).result(TIMEOUT) == 2  # the pool is up
+    gate = threading.Event()
+
+    def fail_the_loop() -> None:
+        gate.wait(TIMEOUT)
+        raise SystemExit("the executor's loop fails")
+
+    ex._loop.call_soon_threadsafe(fail_the_loop)
+    futures = [ex.submit(chf.add, 1, i) for i in range(3)]  # queued behind it
+    gate.set()
+    for future in futures:
+        with pytest.raises(BrokenProcessPool, match="pool failed"):
+            future.result(TIMEOUT)
+    with pytest.raises(BrokenProcessPool):
+        ex.submit(chf.add, 1, 1)
+    ex.shutdown(wait=True)
