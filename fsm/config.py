@@ -177,6 +177,13 @@ class PoolConfig:
             return float(self.stall_grace)
         return min(1.0, (self.ping_timeout - self.ping_interval) / 2)
 
+    @cached_property
+    def durations(self) -> dict[str, float]:
+        """Every duration setting's value, by name (``duration`` without its checks,
+        for the core, which reads one each time it arms a deadline)."""
+        return {setting: float(getattr(self, setting)) for setting in DURATION_SETTINGS
+                if setting not in DYNAMIC_SETTINGS}
+
     def duration(self, setting: str) -> float:
         """The value of a duration setting named by a lifecycle spec."""
         if setting in DYNAMIC_SETTINGS:

@@ -41,6 +41,11 @@ __all__ = ["CoreStatus", "SupervisorCore"]
 _CHILD: Lifecycle = lifecycle(CHILD)
 _JOB: Lifecycle = lifecycle(JOB)
 _POOL: Lifecycle = lifecycle(POOL)
+# By record kind (each transition looks them up: a dict, not a chain of tests):
+# the machine, and each state's timeout setting as its spec declares it.
+_MACHINES: dict[str, Lifecycle] = {"child": _CHILD, "job": _JOB, "pool": _POOL}
+_TIMEOUTS: dict[str, Mapping[str, str | None]] = {
+    "child": CHILD.timeouts, "job": JOB.timeouts, "pool": POOL.timeouts}
 
 # The state sets the core decides by, read from the lifecycles (never written
 # again by hand): a new state or edge in fsm/lifecycles.py moves them along.
@@ -670,15 +675,23 @@ class SupervisorCore:
         # Past the restart intensity no state spawns (a draining pool cannot back
         # off, but it must not respawn in a hot loop either): spawning resumes
         # when old failures leave the window, or after the back-off.
+        # (Counted in plain loops: a generator costs more than the count, and
+        # this runs after every event.)
         if target and len(self.failures) <= cfg.max_restarts:
-            supply = sum(1 for c in self.children.values() if c.state in _SUPPLY)
+            supply = 0
+            for c in self.children.values():
+                if c.state in _SUPPLY:
+                    supply += 1
             room = cfg.max_children - len(self.children)
             for _ in range(min(room, target - supply)):
                 self._spawn()
 
         # Pool progress.
         if pool.state == "starting":
-            ready = sum(1 for c in self.children.values() if c.state == "ready")
+            ready = 0
+            for c in self.children.values():
+                if c.state == "ready":
+                    ready += 1
             if ready >= cfg.num_idle:
                 self._fire(pool, "warm")
         elif pool.state == "draining" and not self.jobs:
@@ -700,14 +713,20 @@ class SupervisorCore:
                            f"restart_window; last: {self.last_failure}")
         if state not in _KEEPS_WARM:
             return False, f"the pool is {state}"
+        # (Plain loops: this runs after every event, and a generator costs more
+        # than the count.)
         children = self.children.values()
-        if any(c.state == "ready" for c in children):
-            return True, "a ready child is idle"
+        for c in children:
+            if c.state == "ready":
+                return True, "a ready child is idle"
         if not self.spawn_proven:
             why = f"the last child failed: {self.last_failure}" if self.last_failure else (
                 "no child has become ready yet")
             return False, f"no ready child, and {why}"
-        warming = sum(1 for c in children if c.state in _WARMING)
+        warming = 0
+        for c in children:
+            if c.state in _WARMING:
+                warming += 1
         room = self.config.max_children - len(self.children)
         if warming + room > len(self.queue):
             return True, "a child is warming or can be spawned"
@@ -720,13 +739,14 @@ class SupervisorCore:
 
     def _fire(self, obj: ChildRecord | JobRecord | PoolRecord, event: str) -> None:
         source = obj.state
-        machine = _CHILD if obj.kind == "child" else _JOB if obj.kind == "job" else _POOL
+        kind = obj.kind
+        machine = _MACHINES[kind]
         if self.compiled:
             machine.fire_compiled(obj, event)
         else:
             machine.fire(obj, event)
         self._arm(obj)
-        self._out.append(ev.Transitioned(obj.kind, obj.ident, source, event, obj.state, self.now))
+        self._out.append(ev.Transitioned(kind, obj.ident, source, event, obj.state, self.now))
 
     def _created(self, obj: ChildRecord | JobRecord, event: str) -> None:
         self._arm(obj)
@@ -734,8 +754,7 @@ class SupervisorCore:
 
     def _arm(self, obj: ChildRecord | JobRecord | PoolRecord) -> None:
         """Arm the deadline of the state ``obj`` just entered (none for final states)."""
-        spec = CHILD if obj.kind == "child" else JOB if obj.kind == "job" else POOL
-        setting = spec.state(obj.state).timeout
+        setting = _TIMEOUTS[obj.kind][obj.state]
         if setting is None:
             obj.deadline = None
         elif setting == "queue_timeout" and isinstance(obj, JobRecord):
@@ -753,7 +772,10 @@ class SupervisorCore:
         elif setting == "backoff_delay":
             obj.deadline = self.now + self._backoff_delay()
         else:
-            obj.deadline = self.now + self.config.duration(setting)
+            duration = self.config.durations.get(setting)
+            if duration is None:
+                duration = self.config.duration(setting)  # raises: no such duration setting
+            obj.deadline = self.now + duration
         self._push(obj)
 
     def _max_backoff_level(self) -> int:

@@ -134,6 +134,17 @@ class LifecycleSpec:
         """Where ``event`` leads from ``state``, or None if it is not allowed there."""
         return self._successor.get((state, event))
 
+    @property
+    def successor_map(self) -> Mapping[tuple[str, str], str]:
+        """The edge map ``successor`` reads, (state, event) -> state: for the
+        core's hot path, which looks it up once per transition."""
+        return self._successor
+
+    @property
+    def timeouts(self) -> Mapping[str, str | None]:
+        """Each state's timeout setting (None for final states), by state name."""
+        return {name: st.timeout for name, st in self._by_name.items()}
+
     def sources(self, event: str) -> frozenset[str]:
         """The states in which ``event`` is allowed (the sources of its edges)."""
         return frozenset(src for (src, ev) in self._successor if ev == event)
