@@ -209,6 +209,9 @@ def test_a_new_record_field_is_carried_by_key_decode_copy_and_signature() -> Non
     assert key == ("busy", 2.5, 2, "why")
     assert rc.decode(4, key, 1.0) == r
     assert eval(rc.copy_source.format(v="r"), {"Record": Record, "r": r}) == r
+    scope = {"Record": Record, "r": r, "_new": object.__new__}
+    exec(rc.copy_lines.format(v="r", r="copy"), scope)
+    assert scope["copy"] == r and scope["copy"] is not r
     assert rc.signer("extra")(r, 1.0, None, "x") == ("busy", 2.5, 2, "x")
 
 
