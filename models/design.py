@@ -89,6 +89,16 @@ class Design(ABC, Generic[S]):
     def successors(self, state: S) -> Iterable[Step[S]]:
         """Every event that may happen next, each with the state it leads to."""
 
+    def search_successors(self, state: S) -> Iterable[Step[S]]:
+        """What the explorer's search expands ``state`` to: ``successors`` by default.
+
+        A design may return the same steps with an empty label on each step
+        that breaks nothing: the search reads the label only of a broken step,
+        and traces are rebuilt by replaying ``successors``, labels and all.
+        (Labels are text for people; a search builds one per transition.)
+        """
+        return self.successors(state)
+
     @abstractmethod
     def quiescent(self, state: S) -> bool:
         """Every submitted job has its outcome and the pool rests where it should."""

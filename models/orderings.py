@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -254,6 +254,13 @@ class Orderings(Design[Choice]):
         which = state.which
         for step in self.inner[which].successors(state.inner):
             yield _wrapped(step, which)
+
+    def search_successors(self, state: Choice) -> Iterable[Step[Choice]]:
+        if state.which < 0:
+            return self.successors(state)
+        which = state.which
+        return [_wrapped(step, which)
+                for step in self.inner[which].search_successors(state.inner)]
 
     def silent_step(self, state: Choice) -> Step[Choice] | None:
         if state.which < 0:

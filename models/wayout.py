@@ -289,6 +289,8 @@ class WayoutDesign(Design[World]):
         self.stall_allowance = max(cfg.duration(setting) for setting in (
             "spawn_timeout", "initialize_timeout", "ping_timeout", "close_timeout",
             "kill_timeout", "ack_timeout"))
+        #: The failures the world keeps: the newest max_restarts + 1.
+        self._fails_kept = cfg.max_restarts + 1
         #: The back-off count at which the delay stops growing (backoff_max).
         self._backoff_cap = 1
         while cfg.backoff_initial * 2 ** (self._backoff_cap - 1) < cfg.backoff_max:
@@ -306,34 +308,45 @@ class WayoutDesign(Design[World]):
         core = w.core
         children = core.children
         now = core.now
+        # The hot path of the explorer (every transition): a set is rebuilt
+        # only when it names a child the core forgot, which few steps do
+        # (``ids >= s`` asks that in C), and the world only if one was.
+        ids = children.keys()
+        (_, facts, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
+         stopped, cancels, told, fails, backoffs, stalled, proven, drained_at, closed_at,
+         ended) = w
         # A child the core forgot (exited, or abandoned unreaped after SIGKILL)
         # is read no more: what the world remembers of it goes too.
-        dead, owed, holds, cancels = w.dead, w.owed, w.holds, w.cancels
-        if dead:
-            dead = frozenset(c for c in dead if c in children)
-        if owed:
-            owed = frozenset(o for o in owed if o[0] in children and o[0] not in dead)
-        if holds:
-            holds = frozenset(o for o in holds if o[0] in children and o[0] not in dead)
-        if cancels:
-            cancels = frozenset(o for o in cancels if o[0] in children and o[0] not in dead)
-        sets = []
-        for kept in (w.alive, w.killed, w.pinged, w.inited, w.asked, w.greets, w.stopped):
-            if kept and any(c not in children for c in kept):
-                kept = frozenset(c for c in kept if c in children)
-            sets.append(kept)
-        alive, killed, pinged, inited, asked, greets, stopped = sets
-        changed = w.changed
-        if any(c not in children for c in changed):
-            changed = MappingProxyType({c: t for c, t in changed.items() if c in children})
-        fails = w.fails
-        if fails and fails[0] <= now - self.config.restart_window:
-            fails = tuple(t for t in fails if t > now - self.config.restart_window)
-        w = World(core, w.jobs, None, dead, owed, alive, killed, pinged, inited, changed,
-                  asked, greets, holds, stopped, cancels, w.told, fails, w.backoffs, w.stalled,
-                  w.proven, w.drained_at, w.closed_at, w.ended)
+        if dead or not (ids >= alive and ids >= killed and ids >= pinged and ids >= inited
+                        and ids >= asked and ids >= greets and ids >= stopped
+                        and ids >= changed.keys() and _pairs_known(owed, ids)
+                        and _pairs_known(holds, ids) and _pairs_known(cancels, ids)):
+            if dead:
+                dead = frozenset(c for c in dead if c in children)
+            if owed:
+                owed = _pairs_kept(owed, children, dead)
+            if holds:
+                holds = _pairs_kept(holds, children, dead)
+            if cancels:
+                cancels = _pairs_kept(cancels, children, dead)
+            sets = []
+            for kept in (alive, killed, pinged, inited, asked, greets, stopped):
+                if kept and not ids >= kept:
+                    kept = frozenset(c for c in kept if c in children)
+                sets.append(kept)
+            alive, killed, pinged, inited, asked, greets, stopped = sets
+            if not ids >= changed.keys():
+                changed = MappingProxyType({c: t for c, t in changed.items() if c in children})
+        horizon = now - self.config.restart_window
+        if fails and fails[0] <= horizon:
+            fails = tuple(t for t in fails if t > horizon)
+        w = _WORLD_NEW(World, (core, facts, None, dead, owed, alive, killed, pinged, inited,
+                               changed, asked, greets, holds, stopped, cancels, told, fails,
+                               backoffs, stalled, proven, drained_at, closed_at, ended))
         if self.symmetric_jobs:
-            return w._replace(key=self._symmetric_key(w))
+            # The key goes in place of the None above: a tuple built once
+            # (NamedTuple._replace costs as much as the rest of this function).
+            return _WORLD_NEW(World, (core, facts, self._symmetric_key(w), *w[3:]))
         recycle = self.config.max_jobs_per_child
         jobs = w.jobs
 
@@ -390,22 +403,13 @@ class WayoutDesign(Design[World]):
                                       else now - f.cancelled),
             )
 
-        def other(jid: int | None, job: int | None) -> Any:
-            # A job the world pairs with a child (an ack owed, a job run, a
-            # cancel asked), told apart from the one the core has it hold.
-            if jid is None:
-                return ()
-            if jid == job:
-                return "held"
-            return job_sig(jid, -2) if jid in jobs else "gone"
-
         held = set()
         child_sigs = []
         # A child owes at most one ack, runs at most one job and is asked to
         # cancel at most one: it takes a job only when ready.
-        owes = dict(owed)
-        runs = dict(w.holds)
-        cancels = dict(w.cancels)
+        owes = dict(owed) if owed else _NO_PAIRS
+        runs = dict(w.holds) if w.holds else _NO_PAIRS
+        cancels = dict(w.cancels) if w.cancels else _NO_PAIRS
         for cid, c in core.children.items():
             jsig: tuple[Any, ...] = ()
             job = c.job
@@ -419,20 +423,30 @@ class WayoutDesign(Design[World]):
             owe = owes.get(cid)
             osig: Any = () if owe is None else "held" if owe == job else (
                 job_sig(owe, cid) if owe in jobs else "gone", facts[owe].runs)
+            # A job the world pairs with a child (a job run, a cancel asked),
+            # told apart from the one the core has it hold.
+            run = runs.get(cid)
+            rsig: Any = () if run is None else "held" if run == job else (
+                job_sig(run, -2) if run in jobs else "gone")
+            cancel = cancels.get(cid)
+            csig: Any = () if cancel is None else "held" if cancel == job else (
+                job_sig(cancel, -2) if cancel in jobs else "gone")
             child_sigs.append(sign_child(
                 c, now, recycle, jsig, cid in dead, osig, cid in alive, cid in killed,
                 cid in pinged, cid in inited, changed.get(cid, now) - now, cid in asked,
-                cid in greets, other(runs.get(cid), job), cid in stopped,
-                other(cancels.get(cid), job)))
+                cid in greets, rsig, cid in stopped, csig))
         free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
-        settled = sum(1 for jid, f in enumerate(facts) if f.outcome and jid not in jobs)
+        settled = 0
+        for jid, f in enumerate(facts):
+            if f.outcome and jid not in jobs:
+                settled += 1
         pool = core.pool
         failures = core.failures
         return (
             pool.state, None if pool.deadline is None else pool.deadline - now,
             None if core.heartbeat_at is None else core.heartbeat_at - now,
-            tuple([t - now for t in failures]),
+            tuple([t - now for t in failures]) if failures else (),
             core.spawn_proven,
             core.backoff_level,
             core.reported,
@@ -441,7 +455,7 @@ class WayoutDesign(Design[World]):
             settled,
             nfacts,
             w.told,
-            tuple([t - now for t in w.fails]),
+            tuple([t - now for t in w.fails]) if w.fails else (),
             w.backoffs,
             w.stalled,
             w.proven,
@@ -554,13 +568,16 @@ class WayoutDesign(Design[World]):
             out.append(ev.Close(now=now))
         return out
 
-    def apply(self, w: World, event: ev.Event) -> Step[World]:
-        """What happens when ``event`` occurs in ``w``: the step to the next state."""
+    def apply(self, w: World, event: ev.Event, labelled: bool = True) -> Step[World]:
+        """What happens when ``event`` occurs in ``w``: the step to the next state.
+
+        ``labelled=False`` (the search's own expansion) labels only a step that
+        breaks something: see ``Design.search_successors``."""
         core = w.core.clone()
-        label = _label(w.core, event)
         try:
             commands = core.handle(event)
         except Exception as exc:  # the core must take every event the world can produce
+            label = _label(w.core, event)
             return Step(label, w, broken=(
                 f"the core raised {type(exc).__name__} on {label}: {exc}",))
         # The explorer applies every event of every state: this loop is its hot
@@ -584,11 +601,9 @@ class WayoutDesign(Design[World]):
             jobs = [f if f.outcome else f._replace(
                 submitted=f.submitted + (event.now - w.core.now) + self.stall_allowance)
                 for f in facts]
-        dead, owed, alive, killed = w.dead, w.owed, w.alive, w.killed
-        pinged, inited, changed = w.pinged, w.inited, w.changed
-        asked, greets, holds, stopped, cancels = w.asked, w.greets, w.holds, w.stopped, w.cancels
-        told, fails, backoffs, proven = w.told, w.fails, w.backoffs, w.proven
-        drained_at, closed_at = w.drained_at, w.closed_at
+        # One unpacking, not twenty attribute reads: this runs for every transition.
+        (_, _, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
+         stopped, cancels, told, fails, backoffs, _, proven, drained_at, closed_at, _) = w
         if stalled and jobs is not None:
             # The user's promises (cancel, drain, close) move by the stall as well.
             shift = (event.now - w.core.now) + self.stall_allowance
@@ -644,7 +659,8 @@ class WayoutDesign(Design[World]):
             if jobs is None:
                 jobs = list(facts)
             f = jobs[ack.job]
-            jobs[ack.job] = f._replace(runs=min(f.runs + 1, 2))
+            jobs[ack.job] = JobFacts(f.outcome, f.started, min(f.runs + 1, 2), f.submitted,
+                                     f.cancelled)
             if f.runs:
                 broken.append(f"job {ack.job} ran twice: child {ack.child} acked it and called "
                               "user code after another child had")
@@ -657,7 +673,8 @@ class WayoutDesign(Design[World]):
         # The questions outstanding when the core acts on this event (its own
         # transitions below may make the world forget them): a child is blamed
         # for a missed deadline only if it was asked something and is silent.
-        asked_before = (pinged, inited, greets | asked)
+        # (Kept as they are, immutable; a kill joins them: most steps kill no one.)
+        pinged_before, inited_before, starting_before = pinged, inited, (greets, asked)
         spawns = 0
         backed_off_at: float | None = None
         dispatched_from_ready: list[int] = []
@@ -717,7 +734,7 @@ class WayoutDesign(Design[World]):
                     if jobs is None:
                         jobs = list(facts)
                     f = jobs[t.ident]
-                    jobs[t.ident] = f._replace(started=True)
+                    jobs[t.ident] = JobFacts(f.outcome, True, f.runs, f.submitted, f.cancelled)
             elif kind is _SPAWN:
                 spawns += 1
                 asked = asked | {cast(ev.SpawnChild, cmd).child}
@@ -731,7 +748,9 @@ class WayoutDesign(Design[World]):
                 if stalled and kill.cause in _DEADLINE_KILLS:
                     broken.append(f"child {victim} was killed for {kill.cause}, a deadline "
                                   "that passed while the parent was stalled")
-                silent = self._blame(kill, asked_before, owed, stopped, cancels)
+                silent = self._blame(
+                    kill, (pinged_before, inited_before, starting_before[0] | starting_before[1]),
+                    owed, stopped, cancels)
                 if kill.cause == "protocol" and event_type is not _BAD:
                     # The world sends only what its record allows: an answer
                     # to what it was asked, a report on a job it runs.
@@ -769,7 +788,7 @@ class WayoutDesign(Design[World]):
                     broken.append(f"job {settled.job} was accepted before drain() but failed "
                                   "PoolClosed before drain_timeout: a drain lets accepted "
                                   "jobs finish")
-        for cid in alive:
+        for cid in () if core.children.keys() >= alive else alive:
             if cid not in core.children and cid not in killed:
                 # Forgotten with SIGKILL sent is abandonment, which the core
                 # reports; forgotten without it is a process that runs on.
@@ -788,12 +807,16 @@ class WayoutDesign(Design[World]):
                           "refused (PoolClosed)")
         if changes is not None:
             changed = MappingProxyType(changes)
-        world = World(core, facts if jobs is None else tuple(jobs), None, dead, owed, alive,
-                      killed, pinged, inited, changed, asked, greets, holds, stopped, cancels,
-                      told, fails[-(self.config.max_restarts + 1):], backoffs,
-                      w.stalled or stalled, proven, drained_at, closed_at,
-                      w.ended or event_type is _DRAIN_CALL or event_type is _CLOSE_CALL)
-        return Step(label, self._world(world), event_type is _DEADLINE, spawns, tuple(broken))
+        if len(fails) > self._fails_kept:
+            fails = fails[-self._fails_kept:]
+        world = _WORLD_NEW(World, (
+            core, facts if jobs is None else tuple(jobs), None, dead, owed, alive, killed, pinged,
+            inited, changed, asked, greets, holds, stopped, cancels, told, fails, backoffs,
+            w.stalled or stalled, proven, drained_at, closed_at,
+            w.ended or event_type is _DRAIN_CALL or event_type is _CLOSE_CALL))
+        label = _label(w.core, event) if labelled or broken else ""
+        return _STEP_NEW(Step, (label, self._world(world), event_type is _DEADLINE, spawns,
+                                tuple(broken) if broken else ()))
 
     @staticmethod
     def _blame(kill: ev.Kill, asked: tuple[frozenset[int], frozenset[int], frozenset[int]],
@@ -831,7 +854,9 @@ class WayoutDesign(Design[World]):
         recorded = outcome.state + (f":{error}" if error else "")
         if facts.outcome:
             return [f"job {jid} was settled twice: {facts.outcome}, then {recorded}"]
-        jobs[jid] = facts._replace(outcome=recorded)
+        # (Built directly: NamedTuple._replace costs three times as much.)
+        jobs[jid] = JobFacts(recorded, facts.started, facts.runs, facts.submitted,
+                             facts.cancelled)
         broken = []
         if outcome.state == "done" and not (isinstance(event, ev.JobDone) and event.job == jid):
             broken.append(f"job {jid} was reported done, but no child returned its result")
@@ -852,6 +877,10 @@ class WayoutDesign(Design[World]):
     def successors(self, state: World) -> Iterator[Step[World]]:
         for event in self.events(state):
             yield self.apply(state, event)
+
+    def search_successors(self, state: World) -> list[Step[World]]:
+        apply = self.apply
+        return [apply(state, event, False) for event in self.events(state)]
 
     # --- properties -------------------------------------------------------------
 
@@ -1129,6 +1158,30 @@ _HELLO, _DONE, _RAISED, _CANCEL_ACK = ev.Hello, ev.JobDone, ev.JobRaised, ev.Can
 _STOP, _CANCEL, _REPORT = ev.SendStop, ev.SendCancel, ev.ReportAvailability
 _BAD = ev.BadMessage
 _CANCEL_CALL, _DRAIN_CALL, _CLOSE_CALL = ev.Cancel, ev.Drain, ev.Close
+
+
+def _pairs_kept(pairs: frozenset[tuple[int, int]], children: Mapping[int, Any],
+                dead: frozenset[int]) -> frozenset[tuple[int, int]]:
+    """``pairs`` without those whose child the core forgot or whose process is dead
+    (the same set, not a copy, when none is: the common case)."""
+    for c, _ in pairs:
+        if c not in children or c in dead:
+            return frozenset(o for o in pairs if o[0] in children and o[0] not in dead)
+    return pairs
+
+
+def _pairs_known(pairs: frozenset[tuple[int, int]], ids: Any) -> bool:
+    """Whether every (child, job) of ``pairs`` names a child in ``ids``."""
+    for c, _ in pairs:
+        if c not in ids:
+            return False
+    return True
+
+
+#: No (child, job) pairs, as a mapping (never written to).
+_NO_PAIRS: Mapping[int, int] = MappingProxyType({})
+#: Build a World, a Step from one tuple of their fields (no keyword handling).
+_WORLD_NEW = _STEP_NEW = tuple.__new__
 
 
 def _sorted(sigs: list[tuple[Any, ...]]) -> tuple[tuple[Any, ...], ...]:
