@@ -229,7 +229,8 @@ class SupervisorCore:
         if heap is None or obj.deadline is None:
             return  # not built yet: it will be built from the records themselves
         heappush(heap, (obj.deadline, _GROUP[obj.kind], obj.ident))
-        if len(heap) > 2 * (len(self.children) + len(self.jobs)) + 64:
+        size = len(heap)
+        if size > 64 and size > 2 * (len(self.children) + len(self.jobs)) + 64:
             # Stale entries dominate: rebuild from the records (O(n), after at
             # least n pushes since the last build: O(1) amortised per push).
             self._deadlines = None
