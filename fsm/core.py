@@ -30,7 +30,7 @@ from fsm import codec, errors
 from fsm import events as ev
 from fsm.codec import ChildRecord, JobRecord, PoolRecord
 from fsm.config import PoolConfig, job_timeout
-from fsm.errors import WayoutError
+from fsm.errors import InvalidTransition, WayoutError
 from fsm.lifecycles import CHILD, JOB, POOL, STALLED
 from fsm.machine import Lifecycle, lifecycle
 
@@ -46,6 +46,11 @@ _POOL: Lifecycle = lifecycle(POOL)
 _MACHINES: dict[str, Lifecycle] = {"child": _CHILD, "job": _JOB, "pool": _POOL}
 _TIMEOUTS: dict[str, Mapping[str, str | None]] = {
     "child": CHILD.timeouts, "job": JOB.timeouts, "pool": POOL.timeouts}
+# The timeout settings _arm computes a deadline for in its own way (the rest
+# are the setting's duration from now).
+_COMPUTED = frozenset({"queue_timeout", "job_timeout", "ping_interval", "backoff_delay"})
+_EDGES: dict[str, Mapping[tuple[str, str], str]] = {
+    "child": CHILD.successor_map, "job": JOB.successor_map, "pool": POOL.successor_map}
 
 # The state sets the core decides by, read from the lifecycles (never written
 # again by hand): a new state or edge in fsm/lifecycles.py moves them along.
@@ -741,11 +746,15 @@ class SupervisorCore:
     def _fire(self, obj: ChildRecord | JobRecord | PoolRecord, event: str) -> None:
         source = obj.state
         kind = obj.kind
-        machine = _MACHINES[kind]
         if self.compiled:
-            machine.fire_compiled(obj, event)
+            # Lifecycle.fire_compiled, inline (every transition takes this path):
+            # the spec's own edge map, looked up once.
+            dest = _EDGES[kind].get((source, event))
+            if dest is None:
+                raise InvalidTransition(kind, obj.ident, source, event)
+            obj.state = dest
         else:
-            machine.fire(obj, event)
+            _MACHINES[kind].fire(obj, event)
         self._arm(obj)
         self._out.append(ev.Transitioned(kind, obj.ident, source, event, obj.state, self.now))
 
@@ -758,6 +767,13 @@ class SupervisorCore:
         setting = _TIMEOUTS[obj.kind][obj.state]
         if setting is None:
             obj.deadline = None
+            return  # no deadline: nothing for the heap
+        if setting not in _COMPUTED:
+            # The common case first (most states): the setting's own duration.
+            duration = self.config.durations.get(setting)
+            if duration is None:
+                duration = self.config.duration(setting)  # raises: no such duration setting
+            obj.deadline = self.now + duration
         elif setting == "queue_timeout" and isinstance(obj, JobRecord):
             # A requeued job keeps the budget it got at submission: the caller's
             # bound on waiting does not restart because a child died.

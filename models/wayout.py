@@ -376,9 +376,9 @@ class WayoutDesign(Design[World]):
         their outcome. Reasons (free text) are left out: no decision reads
         them. Everything is relative to ``now``.
         """
-        core, facts, dead, owed = w.core, w.jobs, w.dead, w.owed
-        alive, killed, pinged, inited, changed = w.alive, w.killed, w.pinged, w.inited, w.changed
-        asked, greets, stopped = w.asked, w.greets, w.stopped
+        (core, facts, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
+         stopped, cancels_asked, told, fails, backoffs, stalled, proven, drained_at, closed_at,
+         ended) = w
         now = core.now
         recycle = self.config.max_jobs_per_child
         queue = core.queue
@@ -408,8 +408,8 @@ class WayoutDesign(Design[World]):
         # A child owes at most one ack, runs at most one job and is asked to
         # cancel at most one: it takes a job only when ready.
         owes = dict(owed) if owed else _NO_PAIRS
-        runs = dict(w.holds) if w.holds else _NO_PAIRS
-        cancels = dict(w.cancels) if w.cancels else _NO_PAIRS
+        runs = dict(holds) if holds else _NO_PAIRS
+        cancels = dict(cancels_asked) if cancels_asked else _NO_PAIRS
         for cid, c in core.children.items():
             jsig: tuple[Any, ...] = ()
             job = c.job
@@ -454,14 +454,14 @@ class WayoutDesign(Design[World]):
             _sorted(free),
             settled,
             nfacts,
-            w.told,
-            tuple([t - now for t in w.fails]) if w.fails else (),
-            w.backoffs,
-            w.stalled,
-            w.proven,
-            None if w.drained_at is None else w.drained_at - now,
-            None if w.closed_at is None else w.closed_at - now,
-            w.ended,
+            told,
+            tuple([t - now for t in fails]) if fails else (),
+            backoffs,
+            stalled,
+            proven,
+            None if drained_at is None else drained_at - now,
+            None if closed_at is None else closed_at - now,
+            ended,
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
