@@ -164,6 +164,15 @@ class PoolConfig:
         return self.close_timeout + self.kill_timeout
 
     @cached_property
+    def max_backoff_level(self) -> int:
+        """The back-off level at which the delay reaches ``backoff_max``: the core
+        (and the model, which caps its count of back-offs there) need not count on."""
+        level = 1
+        while self.backoff_initial * 2 ** (level - 1) < self.backoff_max:
+            level += 1
+        return level
+
+    @cached_property
     def stall_threshold(self) -> float:
         """How late past its next deadline the core may be driven before it is a stall.
 

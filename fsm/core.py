@@ -21,7 +21,7 @@ pool short of its target.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from typing import Any, cast
@@ -201,15 +201,27 @@ class SupervisorCore:
     # elsewhere, and the second is then stale (if it is re-armed to the same
     # time, it is due again, and the core fired it again before the heap too).
 
+    def _records(self) -> Iterator[ChildRecord | JobRecord | PoolRecord]:
+        """Every record that may hold a deadline: kinds in _TIE_ORDER, each kind in
+        the order its records were made."""
+        kinds: dict[str, Iterable[ChildRecord | JobRecord | PoolRecord]] = {
+            "child": self.children.values(), "job": self.jobs.values(), "pool": (self.pool,)}
+        for kind in _TIE_ORDER:
+            yield from kinds[kind]
+
+    def _record(self, kind: str, ident: int) -> ChildRecord | JobRecord | PoolRecord | None:
+        """The record a deadline's (kind, ident) names; None once it is gone."""
+        if kind == "child":
+            return self.children.get(ident)
+        if kind == "job":
+            return self.jobs.get(ident)
+        return self.pool
+
     def _heap(self) -> list[_Entry]:
         heap = self._deadlines
         if heap is None:
-            child, job, pool = _GROUP["child"], _GROUP["job"], _GROUP["pool"]
-            heap = [(c.deadline, child, i) for i, c in self.children.items()
-                    if c.deadline is not None]
-            heap += [(j.deadline, job, i) for i, j in self.jobs.items() if j.deadline is not None]
-            if self.pool.deadline is not None:
-                heap.append((self.pool.deadline, pool, 0))
+            heap = [(obj.deadline, _GROUP[obj.kind], obj.ident) for obj in self._records()
+                    if obj.deadline is not None]
             heapify(heap)
             self._deadlines = heap
         return heap
@@ -217,14 +229,7 @@ class SupervisorCore:
     def _armed(self, entry: _Entry) -> ChildRecord | JobRecord | PoolRecord | None:
         """The record ``entry`` stands for, if it is live; None if it is stale."""
         at, group, ident = entry
-        kind = _TIE_ORDER[group]
-        obj: ChildRecord | JobRecord | PoolRecord | None
-        if kind == "child":
-            obj = self.children.get(ident)
-        elif kind == "job":
-            obj = self.jobs.get(ident)
-        else:
-            obj = self.pool
+        obj = self._record(_TIE_ORDER[group], ident)
         return obj if obj is not None and obj.deadline == at else None
 
     def _push(self, obj: ChildRecord | JobRecord | PoolRecord) -> None:
@@ -341,17 +346,13 @@ class SupervisorCore:
         core's own order of a tie: what ``DeadlineReached.order`` may name."""
         found: list[ev.DeadlineKey] = []
         first: float | None = None
-        groups: tuple[tuple[ev.DeadlineOwner, Iterable[ChildRecord | JobRecord | PoolRecord]],
-                      ...] = (("child", self.children.values()), ("job", self.jobs.values()),
-                              ("pool", (self.pool,)))
-        for kind, group in groups:
-            for obj in group:
-                d = obj.deadline
-                if d is None or d > at or (first is not None and d > first):
-                    continue
-                if first is None or d < first:
-                    first, found = d, []
-                found.append((kind, obj.ident))
+        for obj in self._records():
+            d = obj.deadline
+            if d is None or d > at or (first is not None and d > first):
+                continue
+            if first is None or d < first:
+                first, found = d, []
+            found.append((obj.kind, obj.ident))
         return found
 
     def _named_first(self, order: tuple[ev.DeadlineKey, ...],
@@ -361,8 +362,7 @@ class SupervisorCore:
         names; ``due`` goes back to the heap to wait its turn (else it is returned)."""
         at = cast(float, due.deadline)  # a popped, live entry: its record's deadline
         for kind, ident in order:
-            obj = (self.children.get(ident) if kind == "child" else
-                   self.jobs.get(ident) if kind == "job" else self.pool)
+            obj = self._record(kind, ident)
             if obj is not None and obj.deadline == at:
                 if obj is not due:
                     heappush(heap, (at, _GROUP[due.kind], due.ident))
@@ -620,12 +620,10 @@ class SupervisorCore:
             f"(stall_grace={self.config.stall_threshold:g}s; its event loop was blocked or its "
             f"process stopped); renewing the deadlines of {renewed} children and pinging the "
             f"{pinged} ready or busy again, instead of blaming them"))
+        # The re-probe: the heartbeat pings every ready and busy child, now. With
+        # no heartbeat (before Start, or once closing) no child is ready or busy.
         if self.heartbeat_at is not None:
-            self._heartbeat()  # pings every ready and busy child, now
-        else:
-            for child in self.children.values():
-                if child.state in _PINGED:
-                    self._out.append(ev.SendPing(child.ident))
+            self._heartbeat()
 
     def _heartbeat(self) -> None:
         cfg = self.config
@@ -651,7 +649,7 @@ class SupervisorCore:
         if self.failures and self.failures[0] <= horizon:
             self.failures = [t for t in self.failures if t > horizon]
         if len(self.failures) > cfg.max_restarts and pool.state in _KEEPS_WARM:
-            self.backoff_level = min(self.backoff_level + 1, self._max_backoff_level())
+            self.backoff_level = min(self.backoff_level + 1, self.config.max_backoff_level)
             self._fire(pool, "back_off")
             self._log("warning", f"{len(self.failures)} child failures within "
                       f"restart_window={cfg.restart_window:g}s (max_restarts={cfg.max_restarts}); "
@@ -794,14 +792,6 @@ class SupervisorCore:
                 duration = self.config.duration(setting)  # raises: no such duration setting
             obj.deadline = self.now + duration
         self._push(obj)
-
-    def _max_backoff_level(self) -> int:
-        """The level at which the delay reaches backoff_max: no need to count further."""
-        cfg = self.config
-        level = 1
-        while cfg.backoff_initial * 2 ** (level - 1) < cfg.backoff_max:
-            level += 1
-        return level
 
     def _backoff_delay(self) -> float:
         cfg = self.config
