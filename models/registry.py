@@ -13,7 +13,7 @@ from typing import Any
 
 from fsm.errors import WayoutError
 from models.design import Design
-from models.wayout import WayoutDesign, WayoutServing, WayoutStalls
+from models.wayout import WayoutDesign, WayoutRecycle, WayoutServing, WayoutStalls
 from models.zoo.z1_agents_js_1748 import AgentsJs1748, AgentsJs1768
 from models.zoo.z2_agents_js_sigterm import AgentsJsSigterm
 from models.zoo.z3_dead_idle_process import DeadIdleProcess, DeadIdleProcessPy
@@ -60,6 +60,11 @@ class ModelEntry:
 #: The stalling parent's default jobs: a stall about triples the states, and one
 #: job keeps `wayout check`'s wall time (2 children, 2 jobs: 113,776 states, 364 s loaded).
 STALL_JOBS = 1
+
+
+#: The recycling model's default jobs (max_jobs_per_child=1, lying children):
+#: two, so that a retired child's slot serves a second job (models/README.md).
+RECYCLE_JOBS = 2
 
 
 def _wayout(cls: type[WayoutDesign], jobs: int = DEFAULT_JOBS) -> Callable[[Bounds], Design[Any]]:
@@ -115,6 +120,8 @@ MODELS: tuple[ModelEntry, ...] = (
     ModelEntry("wayout", "", _wayout(WayoutDesign), ("children", "jobs", "restarts")),
     ModelEntry("wayout-serving", "", _wayout(WayoutServing), ("children", "jobs", "restarts")),
     ModelEntry("wayout-stalls", "", _wayout(WayoutStalls, STALL_JOBS),
+               ("children", "jobs", "restarts")),
+    ModelEntry("wayout-recycle", "", _wayout(WayoutRecycle, RECYCLE_JOBS),
                ("children", "jobs", "restarts")),
     ModelEntry("wayout-orderings", "", _orderings(WayoutDesign, "wayout-orderings")),
     ModelEntry("wayout-serving-orderings", "",

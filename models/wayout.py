@@ -68,6 +68,7 @@ _ON_A_CHILD = frozenset({"dispatched", "unacked", "running"})
 #: What a job's outcome is recorded as: the final state, and for failures the error.
 _NOT_FINAL = ""
 _NO_CHANGES: Mapping[int, float] = MappingProxyType({})
+_NONE_SENT: Mapping[int, int] = MappingProxyType({})
 #: A stall's judgement, in the world's own words: job states whose deadline
 #: waits on the child (its ack, the end of its stream, its cancel ack), and
 #: the kill causes that are a deadline's verdict on a child.
@@ -210,6 +211,10 @@ class World(NamedTuple):
     closed_at: float | None = None
     #: Whether the user called drain() or close(): from then on every submit is refused.
     ended: bool = False
+    #: Per child, the jobs sent to its process (SendJob commands), kept only
+    #: where max_jobs_per_child recycles children (capped one past it): a
+    #: process runs no more, and one that ran that many is retired.
+    given: Mapping[int, int] = _NONE_SENT
 
 
 class WayoutDesign(Design[World]):
@@ -237,6 +242,7 @@ class WayoutDesign(Design[World]):
         symmetric_jobs: bool = True,
         compiled: bool = True,
         bad_messages: bool = False,
+        foreign_reports: bool = False,
         memory: bool = False,
         stalls: bool = False,
         ties: str = "core",
@@ -264,6 +270,10 @@ class WayoutDesign(Design[World]):
         # only add ways to kill a child, which exits and crashes already cover
         # for the pool's books; the tests turn them on with small bounds.
         self.bad_messages = bad_messages
+        # A lying child: a well-formed report (done, raised) on a job the world
+        # never had it run, while that job has no outcome. Off by default (the
+        # honest world sends only what it was asked); WayoutRecycle turns it on.
+        self.foreign_reports = foreign_reports
         self.memory = memory
         # The parent's own stall (issue 15): from any state with a deadline, time
         # may jump past every deadline before the core is driven again. Off by
@@ -278,6 +288,8 @@ class WayoutDesign(Design[World]):
                             "core": _core_order}[ties]
         if memory and cfg.memory_limit_mb is None:
             self.config = cfg = replace(cfg, memory_limit_mb=MEMORY_LIMIT_MB)
+        #: Jobs a process may run (max_jobs_per_child; None: no recycling).
+        self.recycle = cfg.max_jobs_per_child
         #: The timeout the world passes to each submit (None: the pool's job_timeout).
         self.timeout = timeout
         #: How long a job may run: its own timeout, as the world asked for it.
@@ -299,7 +311,9 @@ class WayoutDesign(Design[World]):
     def parameters(self) -> str:
         c = self.config
         return (f"children={c.max_children} idle={c.num_idle} jobs={self.jobs} "
-                f"max_restarts={c.max_restarts}" + (" stalls" if self.stalls else ""))
+                f"max_restarts={c.max_restarts}" + (" stalls" if self.stalls else "")
+                + ("" if self.recycle is None else f" max_jobs_per_child={self.recycle}")
+                + (" foreign_reports" if self.foreign_reports else ""))
 
     # --- states -------------------------------------------------------------
 
@@ -314,12 +328,13 @@ class WayoutDesign(Design[World]):
         ids = children.keys()
         (_, facts, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
          stopped, cancels, told, fails, backoffs, stalled, proven, drained_at, closed_at,
-         ended) = w
+         ended, given) = w
         # A child the core forgot (exited, or abandoned unreaped after SIGKILL)
         # is read no more: what the world remembers of it goes too.
         if dead or not (ids >= alive and ids >= killed and ids >= pinged and ids >= inited
                         and ids >= asked and ids >= greets and ids >= stopped
-                        and ids >= changed.keys() and _pairs_known(owed, ids)
+                        and ids >= changed.keys() and ids >= given.keys()
+                        and _pairs_known(owed, ids)
                         and _pairs_known(holds, ids) and _pairs_known(cancels, ids)):
             if dead:
                 dead = frozenset(c for c in dead if c in children)
@@ -337,12 +352,14 @@ class WayoutDesign(Design[World]):
             alive, killed, pinged, inited, asked, greets, stopped = sets
             if not ids >= changed.keys():
                 changed = MappingProxyType({c: t for c, t in changed.items() if c in children})
+            if not ids >= given.keys():
+                given = MappingProxyType({c: n for c, n in given.items() if c in children})
         horizon = now - self.config.restart_window
         if fails and fails[0] <= horizon:
             fails = tuple(t for t in fails if t > horizon)
         w = _WORLD_NEW(World, (core, facts, None, dead, owed, alive, killed, pinged, inited,
                                changed, asked, greets, holds, stopped, cancels, told, fails,
-                               backoffs, stalled, proven, drained_at, closed_at, ended))
+                               backoffs, stalled, proven, drained_at, closed_at, ended, given))
         if self.symmetric_jobs:
             # The key goes in place of the None above: a tuple built once
             # (NamedTuple._replace costs as much as the rest of this function).
@@ -358,7 +375,7 @@ class WayoutDesign(Design[World]):
                       for kept in (owed, holds, cancels))
         record = tuple(sorted((sig(c), c in alive, c in killed, c in pinged, c in inited,
                                c in asked, c in greets, c in stopped,
-                               changed.get(c, now) - now) for c in children))
+                               changed.get(c, now) - now, given.get(c, 0)) for c in children))
         ages = tuple(now - f.submitted if not f.outcome else None for f in jobs)
         world = (w.told, tuple(t - now for t in fails), w.backoffs, w.stalled, w.proven,
                  None if w.drained_at is None else w.drained_at - now,
@@ -378,7 +395,7 @@ class WayoutDesign(Design[World]):
         """
         (core, facts, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
          stopped, cancels_asked, told, fails, backoffs, stalled, proven, drained_at, closed_at,
-         ended) = w
+         ended, given) = w
         now = core.now
         recycle = self.config.max_jobs_per_child
         queue = core.queue
@@ -434,7 +451,7 @@ class WayoutDesign(Design[World]):
             child_sigs.append(sign_child(
                 c, now, recycle, jsig, cid in dead, osig, cid in alive, cid in killed,
                 cid in pinged, cid in inited, changed.get(cid, now) - now, cid in asked,
-                cid in greets, rsig, cid in stopped, csig))
+                cid in greets, rsig, cid in stopped, csig, given.get(cid, 0)))
         free = [job_sig(jid, -1) for jid in jobs if jid not in held]
         # A settled job is settled: which outcome it had changes nothing to come.
         settled = 0
@@ -536,6 +553,14 @@ class WayoutDesign(Design[World]):
             if not killed:
                 if self.bad_messages:
                     out.append(ev.BadMessage(now=now, child=cid, reason="garbled frame"))
+                if self.foreign_reports:
+                    # A lie: a report on a job that has no outcome yet and that
+                    # this child was never sent (nor runs, nor owes an ack for).
+                    for jid, f in enumerate(w.jobs):
+                        if not f.outcome and (cid, jid) not in holds and (cid, jid) not in owed:
+                            out.append(ev.JobDone(now=now, child=cid, job=jid, result=None))
+                            out.append(ev.JobRaised(now=now, child=cid, job=jid,
+                                                    error_type="ValueError", message="lie"))
                 if self.memory:
                     # The runtime answers SampleMemory; a sample at any time is harmless.
                     out.append(ev.MemorySample(now=now, child=cid, mb=MEMORY_OVER_LIMIT_MB))
@@ -603,7 +628,8 @@ class WayoutDesign(Design[World]):
                 for f in facts]
         # One unpacking, not twenty attribute reads: this runs for every transition.
         (_, _, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
-         stopped, cancels, told, fails, backoffs, _, proven, drained_at, closed_at, _) = w
+         stopped, cancels, told, fails, backoffs, _, proven, drained_at, closed_at, _,
+         given) = w
         if stalled and jobs is not None:
             # The user's promises (cancel, drain, close) move by the stall as well.
             shift = (event.now - w.core.now) + self.stall_allowance
@@ -632,6 +658,9 @@ class WayoutDesign(Design[World]):
             now >= began + self.config.drain_timeout)
         changes: dict[int, float] | None = None
         broken: list[str] = []
+        #: (child, job) of a report on a job the child does not run (a lie:
+        #: ``foreign_reports``), read from the world's record before the event.
+        foreign: tuple[int, int] | None = None
         if event_type is _EXITED:
             gone = cast(ev.ChildExited, event).child
             dead = dead | {gone}
@@ -667,6 +696,8 @@ class WayoutDesign(Design[World]):
         elif event_type is _DONE or event_type is _RAISED or event_type is _CANCEL_ACK:
             report = cast(ev.JobDone, event)
             pair = (report.child, report.job)
+            if event_type is not _CANCEL_ACK and pair not in holds:
+                foreign = pair
             holds, cancels = holds - {pair}, cancels - {pair}
             if event_type is _CANCEL_ACK:
                 owed = owed - {pair}  # cancelled before it started: it never will
@@ -751,7 +782,8 @@ class WayoutDesign(Design[World]):
                 silent = self._blame(
                     kill, (pinged_before, inited_before, starting_before[0] | starting_before[1]),
                     owed, stopped, cancels)
-                if kill.cause == "protocol" and event_type is not _BAD:
+                if kill.cause == "protocol" and event_type is not _BAD and not (
+                        foreign is not None and foreign[0] == victim):
                     # The world sends only what its record allows: an answer
                     # to what it was asked, a report on a job it runs.
                     silent = "it sent only what it was asked for (a legal, if late, message)"
@@ -770,6 +802,14 @@ class WayoutDesign(Design[World]):
                     broken.append(f"job {sent.job} was sent to child {sent.child}, which was "
                                   "not ready")
                 owed = owed | {(sent.child, sent.job)}
+                if self.recycle is not None:
+                    # Recycling, in the world's own count of the jobs sent to a process.
+                    n = given.get(sent.child, 0) + 1
+                    if n > self.recycle:
+                        broken.append(f"job {sent.job} was sent to child {sent.child}, its "
+                                      f"job number {n}, past max_jobs_per_child="
+                                      f"{self.recycle}: the child should have been retired")
+                    given = MappingProxyType({**given, sent.child: min(n, self.recycle + 1)})
             elif kind is _STOP:
                 stopped = stopped | {cast(ev.SendStop, cmd).child}
             elif kind is _CANCEL:
@@ -783,6 +823,10 @@ class WayoutDesign(Design[World]):
                     jobs = list(facts)
                 settled: ev.SettleJob = cmd  # type: ignore[assignment]
                 broken.extend(self._settle(jobs, settled, event))
+                if foreign is not None and settled.job == foreign[1]:
+                    broken.append(f"job {settled.job} was settled ({settled.outcome.state}) by "
+                                  f"a report from child {foreign[0]}, which does not run it: "
+                                  "it was never sent that job, or had reported it already")
                 if (settled.outcome.error is errors.PoolClosed and not may_abort
                         and settled.job != refused):
                     broken.append(f"job {settled.job} was accepted before drain() but failed "
@@ -813,8 +857,10 @@ class WayoutDesign(Design[World]):
             core, facts if jobs is None else tuple(jobs), None, dead, owed, alive, killed, pinged,
             inited, changed, asked, greets, holds, stopped, cancels, told, fails, backoffs,
             w.stalled or stalled, proven, drained_at, closed_at,
-            w.ended or event_type is _DRAIN_CALL or event_type is _CLOSE_CALL))
+            w.ended or event_type is _DRAIN_CALL or event_type is _CLOSE_CALL, given))
         label = _label(w.core, event) if labelled or broken else ""
+        if label and foreign is not None:
+            label += f", a lie: it does not run job {foreign[1]}"
         return _STEP_NEW(Step, (label, self._world(world), event_type is _DEADLINE, spawns,
                                 tuple(broken) if broken else ()))
 
@@ -929,6 +975,17 @@ class WayoutDesign(Design[World]):
         if state.drained_at is not None and now - state.drained_at > cfg.drain_timeout:
             broken.append(f"the pool is {core.pool_state} {now - state.drained_at:g}s after "
                           f"drain(), past drain_timeout={cfg.drain_timeout:g}s")
+        limit = self.recycle
+        if limit is not None and state.given:
+            # Recycling, from the world's own record: a process that was sent
+            # max_jobs_per_child jobs and reported (or no longer owes) every
+            # one is retired, asked to stop or killed, not kept for another.
+            busy = {c for c, _ in state.owed} | {c for c, _ in state.holds}
+            for cid, n in state.given.items():
+                if (n >= limit and cid in state.alive and cid not in busy
+                        and cid not in state.stopped and cid not in state.killed):
+                    broken.append(f"child {cid} has run {n} jobs (max_jobs_per_child={limit}) "
+                                  "but was neither asked to stop nor killed: it is not retired")
         for cid, child in children.items():
             if child.deadline is None:
                 broken.append(f"child {cid} is {child.state} with no armed deadline")
@@ -1096,7 +1153,8 @@ class WayoutDesign(Design[World]):
             pid = "no pid yet" if c.pid is None else f"pid {c.pid}"
             held = "" if c.job is None else f", job {c.job}"
             gone = ", process EXITED" if cid in state.dead else ""
-            lines.append(f"child {cid}: {c.state} ({pid}{held}, {rel(c.deadline)}{gone})")
+            sent = "" if self.recycle is None else f", {state.given.get(cid, 0)} jobs sent"
+            lines.append(f"child {cid}: {c.state} ({pid}{held}{sent}, {rel(c.deadline)}{gone})")
         for jid, facts in enumerate(state.jobs):
             job = core.jobs.get(jid)
             if job is not None:
@@ -1142,13 +1200,37 @@ class WayoutStalls(WayoutDesign):
         super().__init__(children, jobs, restarts, **kwargs)
 
 
+class WayoutRecycle(WayoutServing):
+    """wayout-serving's world with recycling on (``max_jobs_per_child``) and children that lie.
+
+    In the world's own count of the jobs sent to each process, none runs more
+    than ``max_jobs_per_child``, and one that ran that many is retired (asked
+    to stop, or killed) as soon as it owes nothing. And any child that is not
+    killed may send a well-formed report (done, raised) on a job it does not
+    run (``foreign_reports``): the core must take it as a protocol violation,
+    and a job settled by such a report breaks safety.
+    """
+
+    name = "wayout-recycle"
+    title = ("wayout's SupervisorCore recycling children after max_jobs_per_child jobs, "
+             "with children that report on jobs they do not run")
+
+    def __init__(self, children: int = 2, jobs: int = 2, restarts: int = 1, *,
+                 max_jobs_per_child: int = 1, idle: int | None = None,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("config", model_config(children, idle, restarts,
+                                                 max_jobs_per_child=max_jobs_per_child))
+        kwargs.setdefault("foreign_reports", True)
+        super().__init__(children, jobs, restarts, **kwargs)
+
+
 #: A child's and a job's signature (fsm.codec: their own fields, as the
 #: records declare them), then what the model adds: the job a child holds,
 #: whether its process is dead, the ack it owes, the world's own record of its
 #: process (alive, killed, pinged, sent its init, time in its state); a job's place in the queue
 #: and on its child, and what the user knows of it.
 _SIGN_CHILD = child_signer("held_job", "dead", "owes", "alive", "killed", "pinged", "inited",
-                           "clock", "asked", "greets", "runs", "stopped", "cancel")
+                           "clock", "asked", "greets", "runs", "stopped", "cancel", "given")
 _SIGN_JOB = job_signer("place", "on_holder", "on_a_child", "facts")
 _TRANSITIONED, _SPAWN, _SEND_JOB, _SETTLE = ev.Transitioned, ev.SpawnChild, ev.SendJob, ev.SettleJob
 _SUBMIT, _EXITED, _DEADLINE, _ACK = ev.Submit, ev.ChildExited, ev.DeadlineReached, ev.JobAck
@@ -1246,5 +1328,5 @@ def _label(core: SupervisorCore, e: ev.Event) -> str:
     return f"child {child} sends {kind}" + ("" if job is None else f" (job {job})")
 
 
-__all__ = ["JobFacts", "WayoutDesign", "WayoutServing", "WayoutStalls", "World",
-           "model_config"]
+__all__ = ["JobFacts", "WayoutDesign", "WayoutRecycle", "WayoutServing", "WayoutStalls",
+           "World", "model_config"]
