@@ -270,8 +270,8 @@ class WayoutDesign(Design[World]):
         # only add ways to kill a child, which exits and crashes already cover
         # for the pool's books; the tests turn them on with small bounds.
         self.bad_messages = bad_messages
-        # A lying child: a well-formed report (done, raised) on a job the world
-        # never had it run, while that job has no outcome. Off by default (the
+        # A lying child: a well-formed report (done, raised) on a job it does
+        # not run (in the world's record), while that job has no outcome. Off by default (the
         # honest world sends only what it was asked); WayoutRecycle turns it on.
         self.foreign_reports = foreign_reports
         self.memory = memory
@@ -555,7 +555,8 @@ class WayoutDesign(Design[World]):
                     out.append(ev.BadMessage(now=now, child=cid, reason="garbled frame"))
                 if self.foreign_reports:
                     # A lie: a report on a job that has no outcome yet and that
-                    # this child was never sent (nor runs, nor owes an ack for).
+                    # this child neither runs nor owes an ack for (never sent
+                    # it, or done with it), in the world's own record.
                     for jid, f in enumerate(w.jobs):
                         if not f.outcome and (cid, jid) not in holds and (cid, jid) not in owed:
                             out.append(ev.JobDone(now=now, child=cid, job=jid, result=None))
@@ -984,7 +985,7 @@ class WayoutDesign(Design[World]):
             for cid, n in state.given.items():
                 if (n >= limit and cid in state.alive and cid not in busy
                         and cid not in state.stopped and cid not in state.killed):
-                    broken.append(f"child {cid} has run {n} jobs (max_jobs_per_child={limit}) "
+                    broken.append(f"child {cid} was sent {n} jobs (max_jobs_per_child={limit}) "
                                   "but was neither asked to stop nor killed: it is not retired")
         for cid, child in children.items():
             if child.deadline is None:
