@@ -217,6 +217,17 @@ class World(NamedTuple):
     given: Mapping[int, int] = _NONE_SENT
 
 
+def _user_facts(w: World, now: float) -> tuple[Any, ...]:
+    """What the world keeps besides the core and its processes (what the user
+    was told and asked, its own count of failures and back-offs), times
+    relative to ``now``: one part of both state keys, written once so that a
+    new fact cannot go into one key and not the other (an unsound merge)."""
+    fails = w.fails
+    return (w.told, tuple([t - now for t in fails]) if fails else (), w.backoffs, w.stalled,
+            w.proven, None if w.drained_at is None else w.drained_at - now,
+            None if w.closed_at is None else w.closed_at - now, w.ended)
+
+
 class WayoutDesign(Design[World]):
     """``SupervisorCore`` under every behaviour of children, timers and the user."""
 
@@ -281,6 +292,10 @@ class WayoutDesign(Design[World]):
         # smaller bounds).
         self.stalls = stalls
         self.stall_threshold = cfg.stall_threshold
+        #: How far past its latest deadline a stall leaves the core: more than
+        #: stall_threshold, or the core and the world would take the stall for
+        #: an ordinary late wake (1 s for model_config's 0.5 s threshold).
+        self.stall_jump = max(1.0, 2 * cfg.stall_threshold)
         #: The orders of deadlines due at one instant: "reduced" (every order
         #: that can differ in effect), "every" (every permutation), "core"
         #: (the core's own order only).
@@ -304,9 +319,6 @@ class WayoutDesign(Design[World]):
         #: The failures the world keeps: the newest max_restarts + 1.
         self._fails_kept = cfg.max_restarts + 1
         #: The back-off count at which the delay stops growing (backoff_max).
-        self._backoff_cap = 1
-        while cfg.backoff_initial * 2 ** (self._backoff_cap - 1) < cfg.backoff_max:
-            self._backoff_cap += 1
 
     def parameters(self) -> str:
         c = self.config
@@ -377,11 +389,8 @@ class WayoutDesign(Design[World]):
                                c in asked, c in greets, c in stopped,
                                changed.get(c, now) - now, given.get(c, 0)) for c in children))
         ages = tuple(now - f.submitted if not f.outcome else None for f in jobs)
-        world = (w.told, tuple(t - now for t in fails), w.backoffs, w.stalled, w.proven,
-                 None if w.drained_at is None else w.drained_at - now,
-                 None if w.closed_at is None else w.closed_at - now, w.ended)
         return w._replace(key=(self._snapshot(core), jobs, ages, dead_keys, pairs, record,
-                               world))
+                               _user_facts(w, now)))
 
     def _symmetric_key(self, w: World) -> Any:
         """The state up to renaming children *and* jobs, and without text.
@@ -393,9 +402,9 @@ class WayoutDesign(Design[World]):
         their outcome. Reasons (free text) are left out: no decision reads
         them. Everything is relative to ``now``.
         """
+        # The user's facts (told ... ended) are _user_facts' to read.
         (core, facts, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
-         stopped, cancels_asked, told, fails, backoffs, stalled, proven, drained_at, closed_at,
-         ended, given) = w
+         stopped, cancels_asked, *_, given) = w
         now = core.now
         recycle = self.config.max_jobs_per_child
         queue = core.queue
@@ -471,14 +480,7 @@ class WayoutDesign(Design[World]):
             _sorted(free),
             settled,
             nfacts,
-            told,
-            tuple([t - now for t in fails]) if fails else (),
-            backoffs,
-            stalled,
-            proven,
-            None if drained_at is None else drained_at - now,
-            None if closed_at is None else closed_at - now,
-            ended,
+            *_user_facts(w, now),
         )
 
     def _snapshot(self, core: SupervisorCore) -> Any:
@@ -573,11 +575,11 @@ class WayoutDesign(Design[World]):
             out.extend(ev.DeadlineReached(now=at, order=order)
                        for order in self._tie_orders(core, at))
             if self.stalls and not w.stalled:
-                # The parent stalls: nobody drives the core until 1 s past its
-                # latest deadline, so every deadline armed now passes unobserved.
-                # One length only (past all of them), once per path, keeps the
-                # state space finite and small.
-                out.append(ev.DeadlineReached(now=_latest_deadline(core) + 1.0))
+                # The parent stalls: nobody drives the core until stall_jump past
+                # its latest deadline, so every deadline armed now passes
+                # unobserved. One length only (past all of them), once per path,
+                # keeps the state space finite and small.
+                out.append(ev.DeadlineReached(now=_latest_deadline(core) + self.stall_jump))
         if len(w.jobs) < self.jobs:
             out.append(ev.Submit(now=now, job=len(w.jobs), timeout=self.timeout))
         if self.cancel:
@@ -619,23 +621,20 @@ class WayoutDesign(Design[World]):
         # as it was before the event).
         stalled = (self.stalls and event_type is _DEADLINE
                    and _late_by(w.core, event.now) > self.stall_threshold)
-        if stalled:
-            # A stall adds its own length to every job's wait, and may restart the
-            # phase each job is in (a renewed deadline runs its full timeout from
-            # the stall's end): its bound grows by the stall's length plus the
-            # longest such timeout.
-            jobs = [f if f.outcome else f._replace(
-                submitted=f.submitted + (event.now - w.core.now) + self.stall_allowance)
-                for f in facts]
         # One unpacking, not twenty attribute reads: this runs for every transition.
         (_, _, _, dead, owed, alive, killed, pinged, inited, changed, asked, greets, holds,
          stopped, cancels, told, fails, backoffs, _, proven, drained_at, closed_at, _,
          given) = w
-        if stalled and jobs is not None:
-            # The user's promises (cancel, drain, close) move by the stall as well.
+        if stalled:
+            # A stall adds its own length to every wait, and may restart the phase
+            # each job is in (a renewed deadline runs its full timeout from the
+            # stall's end): each bound (a job's, a cancel's, drain()'s and
+            # close()'s) grows by the stall's length plus the longest such timeout.
             shift = (event.now - w.core.now) + self.stall_allowance
-            jobs = [f if f.outcome or f.cancelled is None else f._replace(
-                cancelled=f.cancelled + shift) for f in jobs]
+            jobs = [f if f.outcome else f._replace(
+                submitted=f.submitted + shift,
+                cancelled=None if f.cancelled is None else f.cancelled + shift)
+                for f in facts]
             drained_at = None if drained_at is None else drained_at + shift
             closed_at = None if closed_at is None else closed_at + shift
         now = core.now
@@ -741,7 +740,7 @@ class WayoutDesign(Design[World]):
                         backoffs = 0  # a child became ready: back-off starts over
                 elif t.kind == "pool":
                     if t.dest == "backing_off":
-                        backoffs = min(backoffs + 1, self._backoff_cap)
+                        backoffs = min(backoffs + 1, self.config.max_backoff_level)
                         backed_off_at = t.now
                         recent = sum(1 for f in fails if f > now - self.config.restart_window)
                         if recent <= self.config.max_restarts:
