@@ -801,6 +801,10 @@ class WayoutDesign(Design[World]):
                 if sent.child not in dispatched_from_ready:
                     broken.append(f"job {sent.job} was sent to child {sent.child}, which was "
                                   "not ready")
+                if sent.child in killed:
+                    # In the world's record: the core sentenced that process.
+                    broken.append(f"job {sent.job} was sent to child {sent.child}, which the "
+                                  "core had already killed")
                 owed = owed | {(sent.child, sent.job)}
                 if self.recycle is not None:
                     # Recycling, in the world's own count of the jobs sent to a process.
@@ -955,6 +959,7 @@ class WayoutDesign(Design[World]):
                 broken.append(f"child {cid} has been {child.state} for {now - since:g}s, past "
                               f"{setting}={cfg.duration(setting):g}s")
         broken.extend(self._deadlines_within_bounds(core))
+        broken.extend(_wakes_on_time(core))
         bound = self.job_bound
         for jid, facts in enumerate(state.jobs):
             if not facts.outcome and now - facts.submitted > bound:
@@ -1302,6 +1307,30 @@ def _late_by(core: SupervisorCore, now: float) -> float:
 
 def _core_order(core: SupervisorCore, at: float) -> Iterator[tuple[ev.DeadlineKey, ...]]:
     yield ()
+
+
+def _wakes_on_time(core: SupervisorCore) -> list[str]:
+    """The core asks to be woken (``next_deadline()``, the one timer the runtime
+    arms) no later than the earliest deadline of its records and heartbeat: a
+    deadline it sleeps past fires only when something else wakes the core.
+    The world advances time to ``next_deadline()``, as the runtime does, so this
+    compares it with the records themselves."""
+    earliest: float | None = None
+    owner = ""
+    for kind, records in (("child", core.children), ("job", core.jobs)):
+        for ident, record in records.items():
+            d = record.deadline
+            if d is not None and (earliest is None or d < earliest):
+                earliest, owner = d, f"{kind} {ident}"
+    for d, name in ((core.pool.deadline, "the pool"), (core.heartbeat_at, "the heartbeat")):
+        if d is not None and (earliest is None or d < earliest):
+            earliest, owner = d, name
+    wake = core.next_deadline()
+    if earliest is None or (wake is not None and wake <= earliest):
+        return []
+    asked = "never" if wake is None else f"at t={wake:g}"
+    return [f"the core asks to be woken {asked}, after {owner}'s deadline at "
+            f"t={earliest:g}: it would sleep past it"]
 
 
 def _label(core: SupervisorCore, e: ev.Event) -> str:

@@ -19,6 +19,7 @@ from fsm import events as ev
 from fsm.core import SupervisorCore
 from models.explorer import explore
 from models.report import format_violation
+from models.orderings import orderings_model
 from models.wayout import WayoutDesign, WayoutServing, World
 
 
@@ -380,3 +381,37 @@ def test_a_pong_that_crossed_a_stop_must_not_break_the_core(
     plant("_on_pong", any_state)
     assert found(WayoutServing(jobs=1)) == ([], "")  # the default world reduces it away
     caught(WayoutServing(jobs=1, stale_pongs=True), "the core raised")
+
+
+def test_a_core_that_would_sleep_past_a_jobs_deadline_is_caught(
+        plant: Callable[[str, Any], None]) -> None:
+    # The catalogue's wake-ignores-jobs, planted: next_deadline() leaves out the
+    # jobs' deadlines, so the runtime's one timer wakes the core late for them
+    # (only the heartbeat, ping_interval later, would fire a job's timeout).
+    def without_jobs(self: SupervisorCore) -> float | None:
+        times = [c.deadline for c in self.children.values() if c.deadline is not None]
+        times += [t for t in (self.pool.deadline, self.heartbeat_at) if t is not None]
+        return min(times, default=None)
+
+    plant("next_deadline", without_jobs)
+    # Under model_config every duration is a multiple of ping_interval, so the
+    # heartbeat is never later than a job's deadline: the orderings show it.
+    caught(orderings_model(WayoutServing, 1, 1, 1, "orderings", ""), "it would sleep past it")
+
+
+def test_a_job_sent_to_a_child_the_core_killed_is_caught(
+        plant: Callable[[str, Any], None]) -> None:
+    # The catalogue's ready-timeout-stays-ready, planted in the core: a ready
+    # child that answers no ping is killed, but kept ready (and re-armed), so
+    # it is given the next job while its kill is under way.
+    child_timeout = SupervisorCore._child_timeout
+
+    def kept_ready(self: SupervisorCore, child: Any) -> None:
+        was = child.state
+        child_timeout(self, child)
+        if was == "ready" and child.ident in self.children:
+            child.state = "ready"
+            self._arm(child)
+
+    plant("_child_timeout", kept_ready)
+    caught(WayoutServing(jobs=1), "which the core had already killed")
