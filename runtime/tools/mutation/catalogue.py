@@ -129,11 +129,9 @@ CATALOGUE: tuple[Mutant, ...] = (
           'self._fire(job, "timeout")  # -> queued\n'
           '            self._requeue(job)',
           'self._fire(job, "timeout")  # -> queued',
-          "an unacked job whose child is never reaped is marked queued but not requeued",
-          equivalent="the branch never runs: the job enters unacked in the event that kills "
-          "its child (or after the child was killed), so the child's own kill_timeout is due "
-          "no later than the job's, fires first at a tie (children before jobs), abandons the "
-          "child and requeues the job; the unacked deadline only backs that up"),
+          "an unacked job whose child is never reaped is marked queued but not requeued "
+          "(the branch runs when the job's deadline fires first at a tie with its child's "
+          "kill_timeout: the tie orders show it)"),
     _core("spent-budget-kept", "skipped requeue", _C + "_requeue",
           "if job.deadline is not None and job.deadline <= self.now:", "if False:",
           "a requeued job whose queue budget is spent is queued again instead of failing: "
