@@ -292,6 +292,10 @@ class Executor(cf.Executor):
         # failing loop must still settle them: _break).
         self._handed = 0
         self._handing: set[_Work] = set()
+        # Under _lock: status() requests not answered yet, and whether the loop
+        # closed (a request the loop never got to is answered then: no hang).
+        self._asked: set[cf.Future[PoolStatus]] = set()
+        self._loop_closed = False
         self._results: queue.SimpleQueue[tuple[_Work, Any, BaseException | None] | None] = (
             queue.SimpleQueue())
         self._loop = asyncio.new_event_loop()
@@ -351,15 +355,25 @@ class Executor(cf.Executor):
                 except Exception as exc:  # the caller's, not the loop's
                     answer.set_exception(exc)
 
+        with self._lock:
+            closed = self._loop_closed
+            if not closed:
+                self._asked.add(answer)
         try:
-            self._loop.call_soon_threadsafe(read)
-        except RuntimeError:  # the loop is closed: the executor was shut down
-            return self._pool.status()
-        try:
-            return answer.result(timeout)
-        except TimeoutError:
-            answer.cancel()
-            raise
+            if closed:
+                return self._pool.status()  # the executor was shut down
+            try:
+                self._loop.call_soon_threadsafe(read)
+            except RuntimeError:  # the loop closed meanwhile
+                return self._pool.status()
+            try:
+                return answer.result(timeout)
+            except TimeoutError:
+                answer.cancel()
+                raise
+        finally:
+            with self._lock:
+                self._asked.discard(answer)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Accept no more jobs; let the submitted ones finish (or cancel the pending
@@ -499,6 +513,7 @@ class Executor(cf.Executor):
                     log.exception("wayout executor: its pool could not be closed")
         finally:
             self._loop.close()
+            self._answer_the_unasked()
             self._results.put(None)
 
     async def _main(self) -> None:
@@ -615,6 +630,19 @@ class Executor(cf.Executor):
             if work.handle is not None:
                 work.handle.cancel()
         self._call_soon(cancel)
+
+    def _answer_the_unasked(self) -> None:
+        """Answer every status() request the closed loop will never read (loop
+        thread, after the loop closed): one scheduled after its last pass."""
+        with self._lock:
+            self._loop_closed = True
+            left, self._asked = self._asked, set()
+        for answer in left:
+            if not answer.done() and answer.set_running_or_notify_cancel():
+                try:
+                    answer.set_result(self._pool.status())
+                except Exception as exc:  # the caller's, not this thread's
+                    answer.set_exception(exc)
 
     def _check_stop(self) -> None:
         with self._lock:

@@ -406,3 +406,31 @@ def test_jobs_handed_when_the_loop_fails_break_and_no_child_outlives_it(no_leaks
     with pytest.raises(BrokenProcessPool):
         ex.submit(chf.add, 1, 1)
     ex.shutdown(wait=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_status_request_the_closing_loop_never_reads_is_answered(no_leaks: None) -> None:
+    # The race, made certain: a status() whose request reaches the loop after
+    # its last pass (here: dropped on its way) is answered when the loop
+    # closes, instead of waiting for ever (it has no timeout).
+    ex = executor(workers=1)
+    ex.submit(chf.add, 1, 1).result(TIMEOUT)
+    loop = ex._loop
+    schedule = loop.call_soon_threadsafe
+    dropped = threading.Event()
+
+    def drop_reads(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(callback, "__name__", "") == "read":
+            dropped.set()
+            return None
+        return schedule(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = drop_reads  # type: ignore[method-assign]
+    answers: list[Any] = []
+    asker = threading.Thread(target=lambda: answers.append(ex.status()), daemon=True)
+    asker.start()
+    assert dropped.wait(TIMEOUT)
+    ex.shutdown(wait=True)
+    asker.join(TIMEOUT)
+    assert not asker.is_alive() and len(answers) == 1
+    assert answers[0].state == "closed"
