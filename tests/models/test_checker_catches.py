@@ -8,29 +8,18 @@ these explored a graph with no violation at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-import fsm.core as core_module
 from fsm import events as ev
 from fsm.core import SupervisorCore
 from models.explorer import explore
-from models.report import format_violation
 from models.orderings import orderings_model
+from models.report import format_violation
 from models.wayout import WayoutDesign, WayoutServing, World
-
-
-@pytest.fixture
-def plant(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, Any], None]]:
-    def put(name: str, fn: Any) -> None:
-        monkeypatch.setattr(SupervisorCore, name, fn)
-        for event, handler in list(core_module._HANDLERS.items()):
-            if handler.__name__ == name:
-                monkeypatch.setitem(core_module._HANDLERS, event, fn)
-    yield put
 
 
 def found(design: WayoutDesign) -> tuple[list[str], str]:

@@ -10,12 +10,9 @@ protocol violation, and a job settled by such a report breaks safety.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-import fsm.core as core_module
 from fsm import events as ev
 from fsm.core import SupervisorCore
 from models import registry
@@ -28,16 +25,6 @@ OVER_LIMIT = "past max_jobs_per_child=1: the child should have been retired"
 NOT_RETIRED = "but was neither asked to stop nor killed: it is not retired"
 FOREIGN = "which does not run it"
 NEEDLES = (OVER_LIMIT, NOT_RETIRED, FOREIGN)
-
-
-@pytest.fixture
-def plant(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, Any], None]]:
-    def put(name: str, fn: Any) -> None:
-        monkeypatch.setattr(SupervisorCore, name, fn)
-        for event, handler in list(core_module._HANDLERS.items()):
-            if handler.__name__ == name:
-                monkeypatch.setitem(core_module._HANDLERS, event, fn)
-    yield put
 
 
 def caught_only(design: WayoutRecycle, needle: str) -> str:
