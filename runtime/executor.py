@@ -513,7 +513,7 @@ class Executor(cf.Executor):
                     log.exception("wayout executor: its pool could not be closed")
         finally:
             self._loop.close()
-            self._answer_the_unasked()
+            self._answer_unread_status_requests()
             self._results.put(None)
 
     async def _main(self) -> None:
@@ -631,7 +631,7 @@ class Executor(cf.Executor):
                 work.handle.cancel()
         self._call_soon(cancel)
 
-    def _answer_the_unasked(self) -> None:
+    def _answer_unread_status_requests(self) -> None:
         """Answer every status() request the closed loop will never read (loop
         thread, after the loop closed): one scheduled after its last pass."""
         with self._lock:
