@@ -65,7 +65,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass, fields
 from types import TracebackType
-from typing import Any, NamedTuple, get_args
+from typing import Any, NamedTuple, Protocol, get_args
 
 from fsm import events as ev
 from fsm.config import PoolConfig, job_timeout
@@ -182,6 +182,11 @@ class JobHandle:
         if not self._future.done():
             self._pool._post(ev.Cancel, job=self._id)
 
+    def _settled(self, outcome: ev.Outcome) -> None:
+        """The job's outcome (the driver's; a second one is ignored)."""
+        if not self._future.done():
+            self._future.set_result(outcome)
+
     def __await__(self) -> Generator[Any, None, Any]:
         return self._result().__await__()
 
@@ -216,6 +221,13 @@ class JobHandle:
 
     def __repr__(self) -> str:
         return f"<JobHandle {self._id} {self.state}>"
+
+
+class JobSink(Protocol):
+    """What the pool settles a job through: a ``JobHandle``, or the executor's
+    future (``runtime.Executor``), which needs no asyncio future of its own."""
+
+    def _settled(self, outcome: ev.Outcome) -> None: ...
 
 
 def outcome_value(job_id: int, outcome: ev.Outcome) -> Any:
@@ -345,6 +357,8 @@ class Pool:
         # Events waiting for the driver: (event class, fields but ``now``).
         self._inbox: deque[tuple[type[ev.Event], dict[str, Any]]] = deque()
         self._wakeup: asyncio.Future[None] | None = None
+        # True while _post_and_feed feeds the core.
+        self._feeding = False
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
         self._children: dict[int, ChildProcess] = {}
@@ -355,7 +369,7 @@ class Pool:
         self._spawner: _Spawner | None = None
         self._finished = False
         self._abandoned: list[ChildProcess] = []
-        self._handles: dict[int, JobHandle] = {}
+        self._handles: dict[int, JobSink] = {}
         self._payloads: dict[int, bytes] = {}
         self._job_ids = itertools.count()
         self._transitions: deque[TransitionRecord] = deque(maxlen=max_transitions)
@@ -535,12 +549,28 @@ class Pool:
     def _submit_payload(self, payload: bytes, timeout: float | None) -> JobHandle:
         """Queue a job already pickled by ``pickle_job`` (the caller checked the pool)."""
         assert self._loop is not None
-        job_id = next(self._job_ids)
-        handle = JobHandle(self, job_id, self._loop.create_future())
-        self._handles[job_id] = handle
-        self._payloads[job_id] = payload
-        self._post(ev.Submit, job=job_id, timeout=timeout)
+        handle = JobHandle(self, self._new_job_id(), self._loop.create_future())
+        self._accept(handle.id, handle, payload, timeout, feed=False)
         return handle
+
+    def _new_job_id(self) -> int:
+        return next(self._job_ids)
+
+    def _accept(self, job_id: int, sink: JobSink, payload: bytes, timeout: float | None, *,
+                feed: bool) -> None:
+        """Queue job ``job_id``, to be settled through ``sink`` (on the loop).
+
+        With ``feed``, the core takes it in at once if the driver is parked
+        (``_post_and_feed``: the executor's hand-offs, one at a time), so
+        ``sink`` may be settled before this returns (a pool that no longer
+        accepts jobs settles it at once).
+        """
+        self._handles[job_id] = sink
+        self._payloads[job_id] = payload
+        if feed:
+            self._post_and_feed(ev.Submit, job=job_id, timeout=timeout)
+        else:
+            self._post(ev.Submit, job=job_id, timeout=timeout)
 
     def status(self) -> PoolStatus:
         core = self._core
@@ -617,10 +647,48 @@ class Pool:
     # ------------------------------------------------------------------
 
     def _post(self, event: type[ev.Event], **fields: Any) -> None:
+        """Queue an event for the driver and wake it (the user's calls: a burst of
+        them is taken in STEP_EVENTS at a time, between which the caller runs)."""
         self._inbox.append((event, fields))
         wakeup = self._wakeup
         if wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
+
+    def _post_and_feed(self, event: type[ev.Event], **fields: Any) -> None:
+        """Queue an event and, if the driver is parked, feed the core at once.
+
+        For the events the loop's own callbacks bring (a child's messages and
+        exit, a start the spawner finished) and the executor's hand-offs, each
+        one at a time. Waking the driver costs a loop iteration per event (the
+        task's step is a callback of its own): a warm job's round trip has
+        three (its submission, the child's ack, its result). Parked, the driver
+        holds nothing half done, so feeding the core here is what its next
+        step would do, in the same order. The driver is still the only one
+        that yields, starts children and ends the pool: whatever asks for one
+        of those (children to start, more events than one step takes, the pool
+        closed) wakes it, and it takes over. A core that raises here fails the
+        driver, as if it had fed the event itself.
+        """
+        self._inbox.append((event, fields))
+        wakeup = self._wakeup
+        if wakeup is None or wakeup.done() or self._feeding:
+            return  # the driver runs, or will: it reads the inbox
+        core = self._core
+        assert core is not None
+        # An event a performer posts meanwhile is read by this same pass.
+        self._feeding = True
+        try:
+            more = self._run_due(core)
+        except Exception as exc:
+            wakeup.set_exception(exc)
+            return
+        finally:
+            self._feeding = False
+        if more or self._closed or self._to_start:
+            wakeup.set_result(None)
+            return
+        self._check_waiters()
+        self._arm_timer(core.next_deadline())
 
     def _wake(self) -> None:
         self._timer = None
@@ -830,14 +898,13 @@ class Pool:
         cause = self._crash
         why = "it was cancelled" if isinstance(cause, asyncio.CancelledError) or cause is None \
             else f"{type(cause).__name__}: {cause}"
-        for job_id, handle in list(self._handles.items()):
-            if not handle._future.done():
-                handle._future.set_result(ev.Outcome(
-                    state="failed", error=PoolClosed,
-                    message=f"job {job_id} did not finish: the pool's supervisor loop "
-                            f"stopped ({why})",
-                ))
-        self._handles.clear()
+        handles, self._handles = self._handles, {}
+        for job_id, handle in handles.items():
+            handle._settled(ev.Outcome(
+                state="failed", error=PoolClosed,
+                message=f"job {job_id} did not finish: the pool's supervisor loop "
+                        f"stopped ({why})",
+            ))
 
     # ------------------------------------------------------------------
     # Events from children
@@ -846,18 +913,19 @@ class Pool:
     def _on_child_message(self, child_id: int, message: object) -> None:
         entry = MESSAGE_EVENTS.get(type(message))
         if entry is None:  # the decoder admits only FromChild; LogRecord never comes here
-            self._post(ev.BadMessage, child=child_id,
+            self._post_and_feed(ev.BadMessage, child=child_id,
                        reason=f"unexpected {type(message).__name__}")
             return
         event, names = entry
-        self._post(event, child=child_id, **{name: getattr(message, name) for name in names})
+        self._post_and_feed(event, child=child_id,
+                            **{name: getattr(message, name) for name in names})
 
     def _on_bad_stream(self, child_id: int, reason: str) -> None:
-        self._post(ev.BadMessage, child=child_id, reason=reason)
+        self._post_and_feed(ev.BadMessage, child=child_id, reason=reason)
 
     def _on_child_exit(self, child_id: int, code: int | None) -> None:
         self._children.pop(child_id, None)
-        self._post(ev.ChildExited, child=child_id, code=code)
+        self._post_and_feed(ev.ChildExited, child=child_id, code=code)
 
     # ------------------------------------------------------------------
     # Commands
@@ -910,7 +978,7 @@ class Pool:
     def _start_failed(self, child_id: int, exc: BaseException) -> None:
         log.error("could not start child %d: %s: %s", child_id, type(exc).__name__, exc,
                   extra={"child_id": child_id})
-        self._post(ev.ChildExited, child=child_id, code=None)
+        self._post_and_feed(ev.ChildExited, child=child_id, code=None)
 
     def _started(self, start: _Start, error: BaseException | None) -> None:
         """On the loop: the spawner thread is done with ``start``."""
@@ -923,13 +991,13 @@ class Pool:
         if error is not None:
             if start.cancelled:  # killed before or while it started: as the core asked
                 log.debug("child %d not started: %s", start.child_id, error)
-                self._post(ev.ChildExited, child=start.child_id, code=None)
+                self._post_and_feed(ev.ChildExited, child=start.child_id, code=None)
             else:
                 self._start_failed(start.child_id, error)
             return
         pid = proc.attach()
         self._children[start.child_id] = proc
-        self._post(ev.Spawned, child=start.child_id, pid=pid)
+        self._post_and_feed(ev.Spawned, child=start.child_id, pid=pid)
         if start.cancelled:
             proc.kill()  # the core killed it while it started: its exit reports it
 
@@ -1002,8 +1070,8 @@ class Pool:
     def _do_settle(self, command: ev.SettleJob) -> None:
         self._payloads.pop(command.job, None)
         handle = self._handles.pop(command.job, None)
-        if handle is not None and not handle._future.done():
-            handle._future.set_result(command.outcome)
+        if handle is not None:
+            handle._settled(command.outcome)
 
     def _do_report_availability(self, command: ev.ReportAvailability) -> None:
         self._availability_reason = command.reason
