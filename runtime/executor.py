@@ -53,7 +53,7 @@ from fsm import events as ev
 from fsm.config import PoolConfig, job_timeout
 from fsm.errors import ConfigError, PoolClosed
 from runtime.errors import InvalidJob
-from runtime.pool import JobHandle, Pool, PoolStatus, outcome_value, pickle_job
+from runtime.pool import Pool, PoolStatus, outcome_value, pickle_job
 
 log = logging.getLogger("wayout")
 
@@ -123,8 +123,8 @@ class _Work(cf.Future[Any]):
         #: The pickled call; dropped once the pool has it.
         self.payload: bytes | None = payload
         self.timeout = timeout
-        #: The pool's handle, from the loop thread handing it over until it settles.
-        self.handle: JobHandle | None = None
+        #: The pool's id of the job, from the loop thread handing it over.
+        self.job_id: int | None = None
         #: (job id, outcome) of a future settled on the loop thread, until unpickled.
         self._raw: tuple[int, ev.Outcome] | None = None
         #: Whether cancel() told this future's waiters (once: a second notify raises).
@@ -187,6 +187,12 @@ class _Work(cf.Future[Any]):
             except BaseException as exc:
                 return exc
         return error
+
+    def _settled(self, outcome: ev.Outcome) -> None:
+        """The pool settled the job (loop thread): this future is its ``JobSink``."""
+        executor = self._executor()
+        if executor is not None and self.job_id is not None:
+            executor._job_settled(self.job_id, outcome)
 
     def _decode(self) -> Any:
         with self.lock:  # once, whichever threads ask at the same time
@@ -529,8 +535,7 @@ class Executor(cf.Executor):
             await starting
             await self._stop.wait()
         finally:
-            await pool.close()
-            await asyncio.sleep(0)  # let the settled handles' callbacks run
+            await pool.close()  # settles every job it has, through _Work._settled
             for work in list(self._in_pool.values()):
                 self._results.put((work, None, PoolClosed("the executor's pool closed")))
             # No cycle through the pool: a shut-down executor is freed, with its
@@ -553,23 +558,18 @@ class Executor(cf.Executor):
         if broken or work.cancelled():
             self._release()
             return
+        payload, work.payload = work.payload, None  # the pool keeps it
+        assert payload is not None
+        # Known here before the core takes the job in: the core may settle it
+        # at once (a pool that no longer accepts jobs), through work._settled.
+        job_id = work.job_id = self._pool._new_job_id()
+        self._in_pool[job_id] = work
         try:
-            assert work.payload is not None
-            handle = self._pool._submit_payload(work.payload, work.timeout)
+            self._pool._accept(job_id, work, payload, work.timeout, feed=True)
         except Exception as exc:
-            self._results.put((work, None, exc))
-            self._release()
-            return
-        work.handle = handle
-        work.payload = None  # the pool has it
-        self._in_pool[handle.id] = work
-        job_id = handle.id
-
-        def settled(done: asyncio.Future[ev.Outcome]) -> None:
-            # A job the core's SettleJob did not deliver (the pool closed) settles here.
-            self._job_settled(job_id, done.result())
-
-        handle._future.add_done_callback(settled)
+            if self._in_pool.pop(job_id, None) is not None:
+                self._results.put((work, None, exc))
+                self._release()
 
     def _release(self) -> None:
         """One handed job is over (loop thread): hand the next pending ones."""
@@ -585,11 +585,7 @@ class Executor(cf.Executor):
         self._check_stop()
 
     def _on_command(self, command: ev.Command) -> None:
-        if type(command) is ev.SettleJob:
-            # The outcome as the core decides it, in the driver's own step: a
-            # loop iteration before the handle's callback would deliver it.
-            self._job_settled(command.job, command.outcome)
-        elif (type(command) is ev.Transitioned and command.kind == "job"
+        if (type(command) is ev.Transitioned and command.kind == "job"
                 and command.dest == "running"):
             work = self._in_pool.get(command.ident)
             if work is not None:
@@ -616,7 +612,6 @@ class Executor(cf.Executor):
             here = outcome.state == "done" and not work.has_callbacks()
             if here and not work.done() and (
                     work.running() or work.set_running_or_notify_cancel()):
-                work.handle = None
                 work._raw = (job_id, outcome)
                 work.set_result(_UNDECODED)
         if not here:
@@ -627,8 +622,9 @@ class Executor(cf.Executor):
     def _cancelled(self, work: _Work) -> None:
         """A future the user cancelled (any thread): cancel its job, if handed over."""
         def cancel() -> None:
-            if work.handle is not None:
-                work.handle.cancel()
+            job_id = work.job_id
+            if job_id is not None and job_id in self._in_pool:
+                self._pool._post(ev.Cancel, job=job_id)
         self._call_soon(cancel)
 
     def _answer_unread_status_requests(self) -> None:
@@ -686,14 +682,13 @@ class Executor(cf.Executor):
                 return  # cancelled (cancel() notified its waiters), or set already
             if not work.running():
                 work.set_running_or_notify_cancel()
-        handle, work.handle = work.handle, None
         if error is None:
-            assert isinstance(outcome, ev.Outcome) and handle is not None
+            assert isinstance(outcome, ev.Outcome) and work.job_id is not None
             try:
-                box.append(outcome_value(handle.id, outcome))
+                box.append(outcome_value(work.job_id, outcome))
             except BaseException as exc:
                 error = exc
-        del outcome, handle
+        del outcome
         # A future nobody added a callback to is set under its own lock, and
         # this thread drops it before the lock is released: a waiter returns
         # only once the executor holds nothing of it, so the caller's last
