@@ -434,7 +434,7 @@ class Executor(cf.Executor):
             else:
                 self._pending.append(work)
         if handed:
-            self._call_soon(lambda: self._hand(work))
+            self._call_soon(self._hand, work)
         return work
 
     def _refuse_if_closed(self) -> None:
@@ -490,9 +490,9 @@ class Executor(cf.Executor):
 
         return results()
 
-    def _call_soon(self, callback: Callable[[], None]) -> None:
+    def _call_soon(self, callback: Callable[..., None], *args: Any) -> None:
         try:
-            self._loop.call_soon_threadsafe(callback)
+            self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: the executor is shut down already
             pass
 
@@ -574,15 +574,17 @@ class Executor(cf.Executor):
     def _release(self) -> None:
         """One handed job is over (loop thread): hand the next pending ones."""
         moved: list[_Work] = []
-        with self._lock:
+        with self._lock:  # one section: this runs once per job
             self._handed -= 1
             while self._pending and self._handed < self._in_pool_limit:
                 moved.append(self._pending.popleft())
                 self._handed += 1
             self._handing.update(moved)
+            idle = self._shutdown and not self._pending and self._handed == 0
         for work in moved:
             self._hand(work)
-        self._check_stop()
+        if idle:
+            self._stop.set()
 
     def _on_command(self, command: ev.Command) -> None:
         if (type(command) is ev.Transitioned and command.kind == "job"

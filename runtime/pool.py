@@ -2,12 +2,17 @@
 
 One asyncio task per pool (the *driver*) owns the core. It waits for the next
 event, or for ``core.next_deadline()`` on the clock, whichever comes first;
-feeds the core; performs the commands the core returns; and waits again. That
-task is the only caller of ``core.handle``, and once the core runs it is the
-only timer: there is no per-child thread, no polling and no timeout of the
-runtime's own. Events reach it through an in-memory inbox from three places:
-the user's calls (``submit``, ``cancel``, ``drain``, ``close``), the control
-sockets of the children, and their death watches (``runtime.process``).
+feeds the core; performs the commands the core returns; and waits again. Once
+the core runs, the driver's timer is the only one: there is no per-child
+thread, no polling and no timeout of the runtime's own. Events reach it
+through an in-memory inbox from three places: the user's calls (``submit``,
+``cancel``, ``drain``, ``close``), the control sockets of the children, and
+their death watches (``runtime.process``). An event of the last two kinds
+(and a job ``runtime.Executor`` hands over) is fed to the core at once, by
+the callback that brought it, when the driver is parked with nothing half
+done (``_post_and_feed``): what the driver's next step would do, one loop
+iteration sooner. Either way ``core.handle`` is called on the loop's thread,
+one event at a time, in the inbox's order.
 
 What the driver decides without the core, and why it is I/O:
 

@@ -434,3 +434,26 @@ def test_a_status_request_the_closing_loop_never_reads_is_answered(no_leaks: Non
     asker.join(TIMEOUT)
     assert not asker.is_alive() and len(answers) == 1
     assert answers[0].state == "closed"
+
+
+@pytest.mark.timeout(120)
+def test_a_job_the_core_settles_as_it_is_handed_over_settles_its_future(
+        no_leaks: None) -> None:
+    # The core takes a handed job in at once, in the hand-over itself; a pool
+    # that no longer accepts jobs settles it there, before the hand-over
+    # returns: its future must still be settled, not wait for ever.
+    from fsm import events as ev
+
+    ex = executor(workers=1)
+    assert ex.submit(chf.add, 1, 1).result(TIMEOUT) == 2
+    drained = threading.Event()
+
+    def drain() -> None:
+        ex._pool._post(ev.Drain)
+        drained.set()
+
+    ex._loop.call_soon_threadsafe(drain)
+    assert drained.wait(TIMEOUT)
+    with pytest.raises(PoolClosed):
+        ex.submit(chf.add, 1, 2).result(TIMEOUT)
+    ex.shutdown(wait=True)

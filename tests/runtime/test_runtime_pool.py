@@ -385,3 +385,25 @@ async def test_a_listener_sees_every_command_in_order_and_cannot_break_the_pool(
                  if isinstance(c, ev.Transitioned) and c.kind == "job"]
     assert job_moves == [("", "queued"), ("queued", "dispatched"), ("dispatched", "running"),
                          ("running", "done")]
+
+
+@pytest.mark.timeout(30)
+@pool_test
+async def test_a_childs_messages_are_fed_by_the_callback_that_reads_them() -> None:
+    # A warm pool's driver is parked: the child's ack and result are fed to the
+    # core by the socket's read callback (no task), one loop iteration sooner;
+    # the user's submission still goes through the driver task.
+    fed_by: dict[tuple[str, str], object] = {}
+
+    def record(command: ev.Command) -> None:
+        if isinstance(command, ev.Transitioned) and command.kind == "job":
+            fed_by[(command.source, command.dest)] = asyncio.current_task()
+
+    async with Pool(cfg("fork", num_idle=1, max_children=1)) as pool:
+        await within(10, pool.wait_for(lambda st: st.children.get("ready", 0) == 1))
+        pool.subscribe(record)
+        assert await within(10, pool.run(cf.add, 2, 3)) == 5
+        driver = pool._driver
+    assert fed_by[("", "queued")] is driver
+    assert fed_by[("dispatched", "running")] is None
+    assert fed_by[("running", "done")] is None
