@@ -533,14 +533,29 @@ class Executor(cf.Executor):
             self._started = True
             self._hand_early()  # not in this frame: it lives as long as the pool
             await starting
-            await self._stop.wait()
+            stop = asyncio.ensure_future(self._stop.wait())
+            driver = pool._driver
+            assert driver is not None
+            await asyncio.wait((stop, driver), return_when=asyncio.FIRST_COMPLETED)
+            if not stop.done():
+                # The pool's supervisor loop ended under the executor (its core
+                # raised): its children are dead and its jobs failed; no job
+                # handed to it now would ever settle.
+                stop.cancel()
+                crash = pool._crash
+                self._break("the executor's pool stopped"
+                            + ("" if crash is None else f" ({type(crash).__name__}: {crash})"))
         finally:
-            await pool.close()  # settles every job it has, through _Work._settled
-            for work in list(self._in_pool.values()):
-                self._results.put((work, None, PoolClosed("the executor's pool closed")))
-            # No cycle through the pool: a shut-down executor is freed, with its
-            # threads, when its user drops it.
-            unsubscribe()
+            try:
+                await pool.close()  # settles every job it has, through _Work._settled
+            finally:
+                # A job left in the pool (it stopped, or could not close) still settles.
+                left, self._in_pool = self._in_pool, {}
+                for work in left.values():
+                    self._results.put((work, None, PoolClosed("the executor's pool closed")))
+                # No cycle through the pool: a shut-down executor is freed, with
+                # its threads, when its user drops it.
+                unsubscribe()
 
     def _hand_early(self) -> None:
         early, self._early = self._early, []

@@ -457,3 +457,29 @@ def test_a_job_the_core_settles_as_it_is_handed_over_settles_its_future(
     with pytest.raises(PoolClosed):
         ex.submit(chf.add, 1, 2).result(TIMEOUT)
     ex.shutdown(wait=True)
+
+
+@pytest.mark.timeout(120)
+def test_a_pool_whose_supervisor_loop_fails_breaks_the_executor(
+        monkeypatch: pytest.MonkeyPatch, no_leaks: None) -> None:
+    # The core raises (a bug): the pool's driver kills its children and fails
+    # its jobs; the executor must fail every job it has (none waits for ever),
+    # refuse new ones with BrokenProcessPool, and shut down.
+    from fsm import events as ev
+    from fsm.core import SupervisorCore
+
+    class CoreThatFailsOnAck(SupervisorCore):
+        def handle(self, event: ev.Event) -> list[ev.Command]:
+            if isinstance(event, ev.JobAck):
+                raise RuntimeError("a bug in the core")
+            return super().handle(event)
+
+    monkeypatch.setattr("runtime.pool.SupervisorCore", CoreThatFailsOnAck)
+    ex = executor(workers=1)
+    futures = [ex.submit(chf.add, 1, i) for i in range(5)]  # 2 handed, 3 waiting
+    for future in futures:
+        with pytest.raises((PoolClosed, BrokenProcessPool)):
+            future.result(TIMEOUT)
+    with pytest.raises(BrokenProcessPool, match="a bug in the core"):
+        ex.submit(chf.add, 1, 1)
+    ex.shutdown(wait=True)
