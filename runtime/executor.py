@@ -93,9 +93,12 @@ def _result_or_cancel(future: cf.Future[Any], end: float | None) -> Any:
 
 
 def check_max_workers(max_workers: object) -> None:
-    """Refuse a ``max_workers`` that is not an int >= 1 (ValueError, as ProcessPoolExecutor)."""
-    if not isinstance(max_workers, int) or max_workers <= 0:
-        raise ValueError(f"max_workers must be greater than 0 (an int), not {max_workers!r}")
+    """Refuse a ``max_workers`` that is not an int >= 1, with ProcessPoolExecutor's
+    words (loky's and CPython's tests compare them) and type for each case."""
+    if not isinstance(max_workers, int) or isinstance(max_workers, bool):
+        raise TypeError(f"max_workers must be an int, not {type(max_workers).__name__}")
+    if max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
 
 
 def pool_config(base: PoolConfig | None, changes: dict[str, Any], who: str) -> PoolConfig:

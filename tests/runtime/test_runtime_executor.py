@@ -483,3 +483,13 @@ def test_a_pool_whose_supervisor_loop_fails_breaks_the_executor(
     with pytest.raises(BrokenProcessPool, match="a bug in the core"):
         ex.submit(chf.add, 1, 1)
     ex.shutdown(wait=True)
+
+
+def test_a_bad_max_workers_is_refused_with_process_pool_executors_words() -> None:
+    for number in (0, -1):
+        with pytest.raises(ValueError) as refused:
+            Executor(max_workers=number)
+        assert refused.value.args == ("max_workers must be greater than 0",)
+    for value in ("2", 1.5, True):
+        with pytest.raises(TypeError, match="max_workers must be an int"):
+            Executor(max_workers=value)  # type: ignore[arg-type]
