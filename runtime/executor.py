@@ -535,7 +535,13 @@ class Executor(cf.Executor):
             await asyncio.sleep(0)
             self._started = True
             self._hand_early()  # not in this frame: it lives as long as the pool
-            await starting
+            try:
+                await starting
+            except Exception as exc:
+                # Every job handed so far fails with the reason, not as "closed".
+                self._break(f"the executor's pool could not start ({type(exc).__name__}: "
+                            f"{exc})")
+                raise
             stop = asyncio.ensure_future(self._stop.wait())
             driver = pool._driver
             assert driver is not None
@@ -555,7 +561,9 @@ class Executor(cf.Executor):
                 # A job left in the pool (it stopped, or could not close) still settles.
                 left, self._in_pool = self._in_pool, {}
                 for work in left.values():
-                    self._results.put((work, None, PoolClosed("the executor's pool closed")))
+                    error = (PoolClosed("the executor's pool closed") if self._broken is None
+                             else BrokenProcessPool(self._broken))
+                    self._results.put((work, None, error))
                 # No cycle through the pool: a shut-down executor is freed, with
                 # its threads, when its user drops it.
                 unsubscribe()

@@ -493,3 +493,28 @@ def test_a_bad_max_workers_is_refused_with_process_pool_executors_words() -> Non
     for value in ("2", 1.5, True):
         with pytest.raises(TypeError, match="max_workers must be an int"):
             Executor(max_workers=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(120)
+def test_a_pool_that_cannot_start_fails_the_jobs_with_its_reason(
+        monkeypatch: pytest.MonkeyPatch, no_leaks: None) -> None:
+    # Jobs submitted while the pool starts (two handed to it, two waiting in
+    # the executor) all fail with the reason it could not start.
+    from runtime.pool import Pool
+
+    gate = threading.Event()
+
+    async def start(self: Pool) -> None:
+        await asyncio.to_thread(gate.wait, TIMEOUT)
+        raise WayoutError("no children today")
+
+    monkeypatch.setattr(Pool, "start", start)
+    ex = executor(workers=1)
+    futures = [ex.submit(chf.add, 1, i) for i in range(4)]
+    gate.set()
+    for future in futures:
+        with pytest.raises(BrokenProcessPool, match="no children today"):
+            future.result(TIMEOUT)
+    with pytest.raises(BrokenProcessPool, match="no children today"):
+        ex.submit(chf.add, 1, 1)
+    ex.shutdown(wait=True)
