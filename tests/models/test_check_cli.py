@@ -95,6 +95,7 @@ def test_bad_bounds_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None
 
 @pytest.mark.slow
 @pytest.mark.ci_slice
+@pytest.mark.timeout(400)  # the whole check: ~110 s idle on a slow 2-core machine, past make test's 120 s per slow test under load
 def test_default_check_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--summary", "--out", str(tmp_path)]) == 0
     assert "every result as expected" in capsys.readouterr().out
