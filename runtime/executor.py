@@ -510,7 +510,7 @@ class Executor(cf.Executor):
             self._loop.run_until_complete(main)
         except BaseException as exc:
             log.exception("wayout executor: its pool failed")
-            self._break(f"the executor's pool failed ({type(exc).__name__}: {exc})")
+            self._break(f"the executor's pool failed ({_cause(exc)})")
             if not main.done():
                 # The loop stopped under the pool (a BaseException out of one
                 # of its callbacks): _main's own ending closes the pool, so
@@ -539,8 +539,7 @@ class Executor(cf.Executor):
                 await starting
             except Exception as exc:
                 # Every job handed so far fails with the reason, not as "closed".
-                self._break(f"the executor's pool could not start ({type(exc).__name__}: "
-                            f"{exc})")
+                self._break(f"the executor's pool could not start ({_cause(exc)})")
                 raise
             stop = asyncio.ensure_future(self._stop.wait())
             driver = pool._driver
@@ -553,7 +552,7 @@ class Executor(cf.Executor):
                 stop.cancel()
                 crash = pool._crash
                 self._break("the executor's pool stopped"
-                            + ("" if crash is None else f" ({type(crash).__name__}: {crash})"))
+                            + ("" if crash is None else f" ({_cause(crash)})"))
         finally:
             try:
                 await pool.close()  # settles every job it has, through _Work._settled
@@ -606,7 +605,7 @@ class Executor(cf.Executor):
                 moved.append(self._pending.popleft())
                 self._handed += 1
             self._handing.update(moved)
-            idle = self._shutdown and not self._pending and self._handed == 0
+            idle = self._idle()
         for work in moved:
             self._hand(work)
         if idle:
@@ -670,9 +669,13 @@ class Executor(cf.Executor):
 
     def _check_stop(self) -> None:
         with self._lock:
-            idle = self._shutdown and not self._pending and self._handed == 0
+            idle = self._idle()
         if idle:
             self._stop.set()
+
+    def _idle(self) -> bool:
+        """Shut down, with no job pending or handed: the loop may stop (under _lock)."""
+        return self._shutdown and not self._pending and self._handed == 0
 
     def _break(self, reason: str) -> None:
         """Refuse new jobs, and settle every job the pool will not get."""
@@ -734,6 +737,11 @@ class Executor(cf.Executor):
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "running"
         return f"<wayout Executor max_workers={self._max_workers} {state}>"
+
+
+def _cause(exc: BaseException) -> str:
+    """An error as a broken executor's reason names it."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _settle(future: cf.Future[Any], box: list[Any], error: BaseException | None) -> None:
