@@ -20,6 +20,10 @@ STRICT_PATHS := $(patsubst %/,%,$(sort $(dir $(wildcard fsm/*.py models/*.py))))
 # `.venv/bin/pytest -m slow`.
 SLOW_SELECT ?= slow and ci_slice
 SLOW_TIMEOUT ?= 120
+# The fast tests run in this many pytest-xdist processes (the 2 cores the
+# suite's 10 minutes are measured on); the slow slice runs in one, since its
+# longest test, the whole `wayout check`, already takes both cores.
+TEST_WORKERS ?= 2
 
 PYPROJECT_HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.wayout-setup-$(PYPROJECT_HASH)
@@ -77,7 +81,7 @@ test: setup
 	@# plain `pytest` without it still collects); here a skip is not a pass.
 	@$(BIN)/python -c 'import dask, distributed' 2>/dev/null \
 	  || { echo "make test runs the Dask tests, but dask/distributed is not installed in $(VENV) (the dask extra)"; exit 1; }
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow" -n $(TEST_WORKERS)
 	$(MAKE) --no-print-directory lint
 	@# CPython's executor tests against runtime.Executor, a bounded slice under
 	@# fork, forkserver and spawn (the full run: python -m runtime.tools.compat_futures).

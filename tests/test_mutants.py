@@ -96,7 +96,7 @@ def _digest(root: Path) -> str:
 
 def test_a_subset_runs_caught_and_equivalent_without_touching_the_tree() -> None:
     before = _digest(ROOT)
-    options = engine.Options(check_args=("--children", "1", "--jobs", "1"), root=ROOT,
+    options = engine.Options(check_args=("--model", "wayout", "--children", "1", "--jobs", "1"), root=ROOT,
                              timeout=120)
     assert engine.baseline(options).outcome == engine.SURVIVED
     caught, equivalent = by_id("no-settle-cancelled-queued"), by_id("requeue-at-tail")
