@@ -315,6 +315,8 @@ class _Child:
         # Main thread only (read by the signal handler, which runs on it):
         # True exactly while a synchronous job's user code may be interrupted.
         self._interruptible = False
+        # Main thread only: the job the signal handler raised _JobCancelled in.
+        self._cancel_raised: int | None = None
 
     # --- both threads -------------------------------------------------------------
 
@@ -426,7 +428,12 @@ class _Child:
         except asyncio.CancelledError as exc:
             reply = protocol.CancelAck(job) if self._cancel == job else self._error(job, exc)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are job errors too
-            reply = self._error(job, exc)
+            # The cancel was raised in the job and something turned it into
+            # another exception on its way out: C code does (the parser,
+            # compiling a module that unpickling imports, reports a
+            # SyntaxError "can't load unicodedata module"), and so does a
+            # job's own handler. The job ended because it was cancelled.
+            reply = protocol.CancelAck(job) if self._cancel_raised == job else self._error(job, exc)
         finally:
             self._interruptible = False
             with self._lock:
@@ -449,6 +456,7 @@ class _Child:
     def _on_cancel_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._interruptible and self._cancel is not None and self._cancel == self._current:
             self._interruptible = False  # once: a second signal must not hit our own code
+            self._cancel_raised = self._current
             raise _JobCancelled
 
     def _result(self, job: int, value: object) -> protocol.FromChild:

@@ -69,6 +69,19 @@ def sleep_ignoring_cancel(seconds: float, blocked_fifo: str | None = None) -> fl
     return seconds
 
 
+def sleep_converting_cancel(started_fifo: str, seconds: float) -> float:
+    """A job whose handler turns whatever interrupts it into an error of its own,
+    as C code may (the parser reports a cancel landing in an import it compiles
+    as a SyntaxError). It writes one byte to ``started_fifo`` as it begins."""
+    with open(started_fifo, "wb") as fifo:
+        fifo.write(b"!")
+    try:
+        time.sleep(seconds)
+    except BaseException as exc:
+        raise ValueError("interrupted") from exc
+    return seconds
+
+
 def say_started_then_sleep(started_fifo: str, seconds: float) -> float:
     """A job that writes one byte to ``started_fifo`` as its user code begins
     (its ack is on the socket by then), then sleeps."""

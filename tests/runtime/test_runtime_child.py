@@ -166,6 +166,38 @@ def test_a_job_that_swallows_the_cancel_finishes_and_the_child_still_exits(
     assert c.exit_code(timeout=5) == child.EXIT_STOPPED
 
 
+def test_a_cancel_turned_into_another_exception_still_reports_the_job_cancelled(
+    spawn_child: Any, tmp_path: Path,
+) -> None:
+    # Once the signal raised in the job, the job ended because it was
+    # cancelled, whatever exception came out of it (a fresh clone under load
+    # reported a SyntaxError: the cancel landed while unpickling compiled a module).
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    c = spawn_child()
+    c.start()
+    c.job(1, cf.sleep_converting_cancel, str(fifo), 30)
+    assert c.recv() == protocol.JobAck(1)
+    with open(fifo, "rb") as started:  # returns once the job's own code runs
+        assert started.read(1) == b"!"
+    c.send(protocol.Cancel(1))
+    assert c.recv(timeout=5) == protocol.CancelAck(1)
+    assert c.exit_code(timeout=5) == child.EXIT_STOPPED
+
+
+def test_a_job_error_without_a_cancel_is_still_its_error(spawn_child: Any, tmp_path: Path) -> None:
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    c = spawn_child()
+    c.start()
+    c.job(1, cf.sleep_converting_cancel, str(fifo), "not a number")
+    assert c.recv() == protocol.JobAck(1)
+    with open(fifo, "rb") as started:
+        assert started.read(1) == b"!"
+    reply = c.recv(timeout=5)
+    assert isinstance(reply, protocol.JobRaised) and reply.job == 1, reply
+
+
 def test_stop_while_busy_finishes_the_job_first(spawn_child: Any) -> None:
     c = spawn_child()
     c.start()
