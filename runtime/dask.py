@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -139,6 +140,11 @@ class WayoutPlugin(WorkerPlugin):
         self.executor_factory = executor_factory
 
     def setup(self, worker: Any) -> None:
+        # On the worker, where the tasks import them (the client may lack
+        # them): the forkserver would skip a module it cannot import without a
+        # word, and every child would then fail its first task importing it.
+        for module in self.preload:
+            _check_importable(module, worker)
         factory = self.executor_factory
         if factory is None:
             _allow_children()
@@ -163,6 +169,18 @@ def _allow_children() -> None:
         log.info("wayout: Dask worker %s is daemonic; cleared, so that it can start wayout's "
                  "children (they die with it: PR_SET_PDEATHSIG)", process.name)
         process.daemon = False  # allowed: its _popen, the parent's handle, is not ours
+
+
+def _check_importable(module: str, worker: Any) -> None:
+    where = getattr(worker, "address", "this worker")
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError) as exc:  # a parent package that is missing, or a bad name
+        raise ConfigError(f"WayoutPlugin: preload module {module!r} cannot be imported on "
+                          f"{where} ({exc}); install it there, or drop it from preload") from exc
+    if not found:
+        raise ConfigError(f"WayoutPlugin: preload module {module!r} is not installed on "
+                          f"{where}; install it there, or drop it from preload")
 
 
 def _add_forkserver_preload(modules: tuple[str, ...]) -> None:

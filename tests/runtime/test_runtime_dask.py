@@ -96,6 +96,14 @@ def test_the_plugin_refuses_bad_settings_in_the_client() -> None:
         WayoutPlugin(max_workers=2, max_children=3)
 
 
+@pytest.mark.parametrize("module", ["no_such_module_anywhere", "no_such_package.sub", ""])
+def test_a_preload_module_the_worker_cannot_import_fails_its_setup(module: str) -> None:
+    worker = types.SimpleNamespace(address="tcp://127.0.0.1:1", executors={}, metrics={})
+    with pytest.raises(ConfigError, match=f"preload module {module!r}.*127.0.0.1:1"):
+        WayoutPlugin(preload=["json", module]).setup(worker)
+    assert worker.executors == {} and worker.metrics == {}  # nothing started
+
+
 def test_wayout_fails_only_the_crashed_tasks_and_every_other_task_completes(client: Any) -> None:
     # Short tasks go in among the crashes, on the same workers, so that some
     # land on the children that replace the crashed ones: each runs within the
