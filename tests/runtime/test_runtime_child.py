@@ -150,17 +150,27 @@ def test_cancel_interrupts_the_job_then_the_child_exits(spawn_child: Any, fn: An
     assert c.exit_code(timeout=5) == child.EXIT_STOPPED
 
 
-def test_a_job_that_swallows_the_cancel_finishes_and_the_child_still_exits(
-    spawn_child: Any, tmp_path: Path,
-) -> None:
-    fifo = tmp_path / "blocked"
+def _job_that_said_so(spawn_child: Any, tmp_path: Path, fn: Callable[..., Any],
+                      args: Callable[[str], tuple[Any, ...]]) -> Any:
+    """A child running job 1, ``fn(*args(fifo))``, once the job wrote its byte to ``fifo``
+    (the job's own code runs: its ack is on the socket by then)."""
+    fifo = tmp_path / "said"
     os.mkfifo(fifo)
     c = spawn_child()
     c.start()
-    c.job(1, cf.sleep_ignoring_cancel, 0.5, str(fifo))
+    c.job(1, fn, *args(str(fifo)))
     assert c.recv() == protocol.JobAck(1)
-    with open(fifo, "rb") as blocked:  # returns once the job has blocked the signal
-        assert blocked.read(1) == b"!"
+    with open(fifo, "rb") as said:
+        assert said.read(1) == b"!"
+    return c
+
+
+def test_a_job_that_swallows_the_cancel_finishes_and_the_child_still_exits(
+    spawn_child: Any, tmp_path: Path,
+) -> None:
+    # The byte comes once the job has blocked the signal.
+    c = _job_that_said_so(spawn_child, tmp_path, cf.sleep_ignoring_cancel,
+                          lambda fifo: (0.5, fifo))
     c.send(protocol.Cancel(1))
     assert value(c.recv(timeout=5)) == 0.5
     assert c.exit_code(timeout=5) == child.EXIT_STOPPED
@@ -172,28 +182,16 @@ def test_a_cancel_turned_into_another_exception_still_reports_the_job_cancelled(
     # Once the signal raised in the job, the job ended because it was
     # cancelled, whatever exception came out of it (a fresh clone under load
     # reported a SyntaxError: the cancel landed while unpickling compiled a module).
-    fifo = tmp_path / "started"
-    os.mkfifo(fifo)
-    c = spawn_child()
-    c.start()
-    c.job(1, cf.sleep_converting_cancel, str(fifo), 30)
-    assert c.recv() == protocol.JobAck(1)
-    with open(fifo, "rb") as started:  # returns once the job's own code runs
-        assert started.read(1) == b"!"
+    c = _job_that_said_so(spawn_child, tmp_path, cf.sleep_converting_cancel,
+                          lambda fifo: (fifo, 30))
     c.send(protocol.Cancel(1))
     assert c.recv(timeout=5) == protocol.CancelAck(1)
     assert c.exit_code(timeout=5) == child.EXIT_STOPPED
 
 
 def test_a_job_error_without_a_cancel_is_still_its_error(spawn_child: Any, tmp_path: Path) -> None:
-    fifo = tmp_path / "started"
-    os.mkfifo(fifo)
-    c = spawn_child()
-    c.start()
-    c.job(1, cf.sleep_converting_cancel, str(fifo), "not a number")
-    assert c.recv() == protocol.JobAck(1)
-    with open(fifo, "rb") as started:
-        assert started.read(1) == b"!"
+    c = _job_that_said_so(spawn_child, tmp_path, cf.sleep_converting_cancel,
+                          lambda fifo: (fifo, "not a number"))
     reply = c.recv(timeout=5)
     assert isinstance(reply, protocol.JobRaised) and reply.job == 1, reply
 
