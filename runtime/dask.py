@@ -152,11 +152,20 @@ class WayoutPlugin(WorkerPlugin):
             factory = _default_factory
         executor = factory(self.max_workers, dict(self.settings))
         worker.executors[self.name] = executor
-        worker.metrics[f"{self.name}.available"] = (
-            lambda _worker, executor=executor: _available(executor))
+        # A new dict, never the worker's own changed in place: a heartbeat in
+        # progress iterates worker.metrics across the awaits of its metrics
+        # (another pool's availability among them), and a key added under it
+        # ends that heartbeat with "dictionary changed size during iteration",
+        # which closes the worker.
+        worker.metrics = {**worker.metrics, self._metric: (
+            lambda _worker, executor=executor: _available(executor))}
+
+    @property
+    def _metric(self) -> str:
+        return f"{self.name}.available"
 
     async def teardown(self, worker: Any) -> None:
-        worker.metrics.pop(f"{self.name}.available", None)
+        worker.metrics = {k: v for k, v in worker.metrics.items() if k != self._metric}
         executor = worker.executors.pop(self.name, None)
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)

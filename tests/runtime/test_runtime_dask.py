@@ -17,6 +17,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,25 @@ def test_the_availability_metric_waits_off_the_workers_event_loop() -> None:
         return await metric if inspect.isawaitable(metric) else metric  # as get_metrics does
 
     assert asyncio.run(heartbeat()) is True
+
+
+def test_a_plugin_set_up_or_torn_down_during_a_heartbeat_leaves_its_metrics_readable() -> None:
+    # Worker.get_metrics iterates worker.metrics across awaits; CI saw a
+    # second plugin's setup end that iteration with RuntimeError, and the
+    # worker closed.  A thread pool stands in for wayout's: no child is started.
+    worker = types.SimpleNamespace(address="tcp://127.0.0.1:1", executors={},
+                                   metrics={"first": len, "second": len})
+    plugin = WayoutPlugin(executor_factory=lambda n, _settings: ThreadPoolExecutor(n))
+    heartbeat = iter(worker.metrics.items())
+    assert next(heartbeat)[0] == "first"
+    plugin.setup(worker)
+    assert next(heartbeat)[0] == "second"  # RuntimeError if changed in place
+    assert set(worker.metrics) == {"first", "second", f"{plugin.name}.available"}
+    heartbeat = iter(worker.metrics.items())
+    next(heartbeat)
+    asyncio.run(plugin.teardown(worker))
+    assert [k for k, _ in heartbeat] == ["second", f"{plugin.name}.available"]
+    assert set(worker.metrics) == {"first", "second"}
 
 
 def test_the_pool_is_closed_with_its_plugin_and_every_child_reaped(client: Any) -> None:
