@@ -70,11 +70,18 @@ class ManualClock:
         heapq.heappush(self._timers, (when, next(self._order), timer))
         return timer
 
-    def advance(self, seconds: float) -> None:
-        """Move time forward and run the callbacks of every timer now due."""
+    def advance(self, seconds: float, *, fire: bool = True) -> None:
+        """Move time forward and run the callbacks of every timer now due.
+
+        ``fire=False`` runs none of them yet, as a loop that is late does: what
+        the loop runs first sees deadlines past that no timer has reported.
+        The next ``advance`` runs them.
+        """
         if seconds < 0:
             raise ValueError(f"a clock never goes back (advance by {seconds!r})")
         self._now += seconds
+        if not fire:
+            return
         while self._timers and self._timers[0][0] <= self._now:
             _, _, timer = heapq.heappop(self._timers)
             if not timer.cancelled:

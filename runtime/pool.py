@@ -655,9 +655,18 @@ class Pool:
         """Queue an event for the driver and wake it (the user's calls: a burst of
         them is taken in STEP_EVENTS at a time, between which the caller runs)."""
         self._inbox.append((event, fields))
+        if not self._feeding:  # else the pass that feeds the core reads it
+            self._wake_driver()
+
+    def _wake_driver(self, error: Exception | None = None) -> None:
+        """Resume the parked driver (once: whoever wakes it first wins)."""
         wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
+        if wakeup is None or wakeup.done():
+            return
+        if error is None:
             wakeup.set_result(None)
+        else:
+            wakeup.set_exception(error)
 
     def _post_and_feed(self, event: type[ev.Event], **fields: Any) -> None:
         """Queue an event and, if the driver is parked, feed the core at once.
@@ -685,12 +694,16 @@ class Pool:
         try:
             more = self._run_due(core)
         except Exception as exc:
-            wakeup.set_exception(exc)
+            self._wake_driver(exc)
             return
         finally:
             self._feeding = False
         if more or self._closed or self._to_start:
-            wakeup.set_result(None)
+            # Never ``wakeup.set_result`` unguarded: a performer of this pass
+            # that posted (a memory sample, the exit of a child killed before
+            # it started) used to wake the driver first, and the second
+            # set_result raised InvalidStateError out of a child's death callback.
+            self._wake_driver()
             return
         self._check_waiters()
         self._arm_timer(core.next_deadline())
@@ -698,9 +711,7 @@ class Pool:
     def _wake(self) -> None:
         self._timer = None
         self._timer_at = None
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        self._wake_driver()
 
     def _job_state(self, job_id: int) -> str:
         core = self._core

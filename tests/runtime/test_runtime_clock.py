@@ -26,6 +26,16 @@ def test_manual_clock_fires_due_timers_in_deadline_order() -> None:
     assert clock.now() == 22.0
 
 
+def test_a_late_manual_clock_moves_time_and_fires_its_timers_on_the_next_advance() -> None:
+    clock = ManualClock()
+    fired: list[float] = []
+    clock.call_at(1.0, lambda: fired.append(clock.now()))
+    clock.advance(2.0, fire=False)
+    assert clock.now() == 2.0 and fired == []
+    clock.advance(0)
+    assert fired == [2.0]
+
+
 def test_manual_clock_never_goes_back() -> None:
     with pytest.raises(ValueError):
         ManualClock().advance(-1)
