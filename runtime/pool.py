@@ -699,10 +699,9 @@ class Pool:
         finally:
             self._feeding = False
         if more or self._closed or self._to_start:
-            # Never ``wakeup.set_result`` unguarded: a performer of this pass
-            # that posted (a memory sample, the exit of a child killed before
-            # it started) used to wake the driver first, and the second
-            # set_result raised InvalidStateError out of a child's death callback.
+            # Guarded, not ``wakeup.set_result``: whatever this pass performed
+            # may have woken the driver already, and a second set_result would
+            # raise InvalidStateError out of the callback that fed the event.
             self._wake_driver()
             return
         self._check_waiters()

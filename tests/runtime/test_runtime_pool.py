@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from typing import Any
 
@@ -317,7 +318,7 @@ async def test_a_death_fed_at_once_beside_a_due_heartbeat_wakes_the_driver_once(
         before = (await wait_status(pool, ready(2))).pids
         victim = min(before.values())
         clock.advance(1.0, fire=False)  # the heartbeat is due; its timer has not run
-        os.kill(victim, 9)
+        os.kill(victim, signal.SIGKILL)
         after = await wait_status(pool, lambda st: st.children["ready"] == 2
                                   and victim not in st.pids.values())
         assert len(set(after.pids.values()) - set(before.values())) == 1
